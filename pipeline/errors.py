@@ -1,0 +1,93 @@
+"""Errors that carry a reason a user can read.
+
+    PagemillError                 base; ``reason`` is shown to users, ``retryable`` drives retries
+    ├── BadInputError             the document itself is unusable (never retried)
+    │   ├── UnsupportedTypeError  magic bytes match no format we read          (HTTP 415)
+    │   ├── UnreadableDocumentError  truncated/corrupt PDF or image            (HTTP 422)
+    │   ├── EncryptedDocumentError   password-protected PDF                    (HTTP 422)
+    │   └── LimitExceededError    too many pages, too many pixels, too large   (HTTP 413)
+    ├── NotFoundError             unknown document id or storage key           (HTTP 404)
+    ├── ConflictError             state does not allow the operation           (HTTP 409)
+    ├── EngineUnavailableError    OCR engine or its models cannot be loaded    (not retried)
+    └── TransientError            storage/database hiccup: retry with backoff
+"""
+
+from __future__ import annotations
+
+
+class PagemillError(Exception):
+    """Base error; ``reason`` is a sentence a user can act on."""
+
+    retryable: bool = False
+    http_status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, reason: str, *, document_id: str | None = None, page_no: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.document_id = document_id
+        self.page_no = page_no
+
+
+class BadInputError(PagemillError):
+    """The input cannot be processed; retrying will not help."""
+
+    http_status = 422
+    code = "bad_input"
+
+
+class UnsupportedTypeError(BadInputError):
+    """The bytes are not a PDF or an image format we read."""
+
+    http_status = 415
+    code = "unsupported_type"
+
+
+class UnreadableDocumentError(BadInputError):
+    """A PDF or image that is truncated or corrupt."""
+
+    http_status = 422
+    code = "unreadable_document"
+
+
+class EncryptedDocumentError(BadInputError):
+    """A password-protected PDF."""
+
+    http_status = 422
+    code = "encrypted_document"
+
+
+class LimitExceededError(BadInputError):
+    """A configured limit (pages, pixels, bytes) was exceeded."""
+
+    http_status = 413
+    code = "limit_exceeded"
+
+
+class NotFoundError(PagemillError):
+    """Unknown document id or storage key."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class ConflictError(PagemillError):
+    """The document's state does not allow the operation."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class EngineUnavailableError(PagemillError):
+    """The OCR engine or its models cannot be loaded here."""
+
+    http_status = 503
+    code = "engine_unavailable"
+
+
+class TransientError(PagemillError):
+    """A dependency failed in a way that may pass: retry with backoff."""
+
+    retryable = True
+    http_status = 503
+    code = "transient"

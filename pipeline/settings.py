@@ -1,0 +1,180 @@
+"""Every setting pagemill reads, from the environment, in one validated object.
+
+Names and defaults follow the Celery workers pagemill replaces (see README "Configuration"),
+so an existing ``.env`` keeps working. Our own settings use the ``PAGEMILL_`` prefix. No other
+module reads ``os.environ``: build ``Settings()`` at the edge and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+EngineName = Literal["auto", "onnx", "tesseract", "paddle"]
+
+
+def _default_data_dir() -> Path:
+    # XDG cache dir: data that can be rebuilt (embedded servers, page cache, local storage).
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pagemill"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """pagemill configuration; field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        populate_by_name=True, extra="ignore", frozen=True, env_file=None, case_sensitive=True
+    )
+
+    # --- Redis broker and Celery result backend --------------------------------------------
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL", "CELERY_BROKER_URL"))
+    result_backend_url: str | None = Field(None, validation_alias=_env("CELERY_RESULT_BACKEND"))
+    redis_namespace: str = Field("dramatiq", validation_alias=_env("PAGEMILL_REDIS_NAMESPACE"))
+
+    # --- queues (Celery names) ----------------------------------------------------------------
+    celery_default_queue: str | None = Field(None, validation_alias=_env("CELERY_DEFAULT_QUEUE"))
+    celery_queue: str | None = Field(None, validation_alias=_env("CELERY_QUEUE"))
+    ocr_queue: str = Field("ocr", validation_alias=_env("CELERY_OCR_QUEUE"))
+
+    # --- OCR ------------------------------------------------------------------------------------
+    ocr_engine: EngineName = Field("auto", validation_alias=_env("PAGEMILL_OCR_ENGINE"))
+    ocr_lang: str = Field("en", validation_alias=_env("PADDLEOCR_LANG"))
+    use_gpu: bool = Field(False, validation_alias=_env("PADDLEOCR_USE_GPU"))
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0, validation_alias=_env("PADDLEOCR_MIN_CONFIDENCE"))
+    pdf_dpi: int = Field(180, ge=36, le=600, validation_alias=_env("PADDLEOCR_PDF_DPI"))
+    det_model_dir: Path | None = Field(None, validation_alias=_env("PADDLEOCR_DET_MODEL_DIR"))
+    rec_model_dir: Path | None = Field(None, validation_alias=_env("PADDLEOCR_REC_MODEL_DIR"))
+    cls_model_dir: Path | None = Field(None, validation_alias=_env("PADDLEOCR_CLS_MODEL_DIR"))
+    # onnxruntime intra-op threads per worker process; 0 = cores / OCR worker processes.
+    ocr_threads: int = Field(0, ge=0, validation_alias=_env("PAGEMILL_OCR_THREADS"))
+
+    # --- S3-compatible storage (local directory when S3_BUCKET is unset) ---------------------
+    s3_endpoint_url: str | None = Field(None, validation_alias=_env("S3_ENDPOINT_URL"))
+    s3_region: str = Field("us-east-1", validation_alias=_env("S3_REGION"))
+    s3_access_key_id: str | None = Field(None, validation_alias=_env("S3_ACCESS_KEY_ID"))
+    s3_secret_access_key: SecretStr | None = Field(None, validation_alias=_env("S3_SECRET_ACCESS_KEY"))
+    s3_bucket: str | None = Field(None, validation_alias=_env("S3_BUCKET"))
+    s3_prefix: str = Field("", validation_alias=_env("PAGEMILL_S3_PREFIX"))
+
+    # --- PostgreSQL job store -------------------------------------------------------------------
+    database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    db_schema: str = Field("public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", validation_alias=_env("PAGEMILL_DB_SCHEMA"))
+    db_pool_max: int = Field(4, ge=1, validation_alias=_env("PAGEMILL_DB_POOL_MAX"))
+
+    # --- LLM (OpenAI-compatible) -----------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+
+    # --- worker limits (Celery names; mapping to Dramatiq in README) --------------------------
+    worker_concurrency: int | None = Field(None, ge=1, validation_alias=_env("CELERY_WORKER_CONCURRENCY"))
+    task_time_limit: int = Field(3600, ge=1, validation_alias=_env("CELERY_TASK_TIME_LIMIT"))
+    task_soft_time_limit: int = Field(3300, ge=1, validation_alias=_env("CELERY_TASK_SOFT_TIME_LIMIT"))
+    prefetch_multiplier: int = Field(1, ge=1, validation_alias=_env("CELERY_WORKER_PREFETCH_MULTIPLIER"))
+    max_tasks_per_child: int | None = Field(None, ge=1, validation_alias=_env("CELERY_WORKER_MAX_TASKS_PER_CHILD"))
+    max_retries: int = Field(3, ge=0, validation_alias=_env("PAGEMILL_MAX_RETRIES"))
+    min_backoff_ms: int = Field(1000, ge=1, validation_alias=_env("PAGEMILL_MIN_BACKOFF_MS"))
+    max_backoff_ms: int = Field(60_000, ge=1, validation_alias=_env("PAGEMILL_MAX_BACKOFF_MS"))
+    page_time_limit: int = Field(300, ge=1, validation_alias=_env("PAGEMILL_PAGE_TIME_LIMIT"))
+
+    # --- pagemill's own ---------------------------------------------------------------------------
+    data_dir: Path = Field(default_factory=_default_data_dir, validation_alias=_env("PAGEMILL_DATA_DIR"))
+    # Comma-separated; NoDecode stops pydantic-settings from expecting JSON here.
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field((), validation_alias=_env("PAGEMILL_API_KEYS"))
+    max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1, validation_alias=_env("PAGEMILL_MAX_UPLOAD_BYTES"))
+    max_pages: int = Field(2000, ge=1, validation_alias=_env("PAGEMILL_MAX_PAGES"))
+    max_page_pixels: int = Field(60_000_000, ge=1, validation_alias=_env("PAGEMILL_MAX_PAGE_PIXELS"))
+    retention_days: int = Field(30, ge=0, validation_alias=_env("PAGEMILL_RETENTION_DAYS"))
+    log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias=_env("PAGEMILL_LOG_FORMAT"))
+    log_level: str = Field("INFO", validation_alias=_env("PAGEMILL_LOG_LEVEL"))
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _asyncpg_dsn(cls, value: object) -> object:
+        # The seeds write SQLAlchemy-style URLs (postgresql+asyncpg://); asyncpg wants the plain scheme.
+        if isinstance(value, str):
+            for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://", "postgresql+psycopg://"):
+                if value.startswith(prefix):
+                    return "postgresql://" + value[len(prefix) :]
+        return value
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> Settings:
+        if self.task_soft_time_limit > self.task_time_limit:
+            raise ValueError(
+                f"CELERY_TASK_SOFT_TIME_LIMIT ({self.task_soft_time_limit}) must not exceed "
+                f"CELERY_TASK_TIME_LIMIT ({self.task_time_limit})"
+            )
+        if self.s3_bucket and (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither")
+        return self
+
+    # --- derived values ----------------------------------------------------------------------------
+    @property
+    def default_queue(self) -> str:
+        """Queue for everything but OCR: CELERY_DEFAULT_QUEUE, else CELERY_QUEUE, else ``default``."""
+        return self.celery_default_queue or self.celery_queue or "default"
+
+    @property
+    def results_url(self) -> str | None:
+        """Where Celery results go: CELERY_RESULT_BACKEND, else the broker."""
+        return self.result_backend_url or self.redis_url
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The configured default OCR language(s)."""
+        return tuple(part.strip() for part in self.ocr_lang.split(",") if part.strip())
+
+    def merge_languages(self, hints: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+        """Task ``lang_hints`` first, then PADDLEOCR_LANG, without repeats."""
+        merged: list[str] = []
+        for lang in [*(hints or ()), *self.languages]:
+            lang = lang.strip().lower()
+            if lang and lang not in merged:
+                merged.append(lang)
+        return tuple(merged)
+
+    @property
+    def uses_s3(self) -> bool:
+        """S3 storage when a bucket is configured, else a local directory."""
+        return bool(self.s3_bucket)
+
+    @property
+    def storage_dir(self) -> Path:
+        """Root of local-directory storage."""
+        return self.data_dir / "storage"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Per-machine cache of source files fetched from storage, by content hash."""
+        return self.data_dir / "cache"
+
+
+class ExplicitSettings(Settings):
+    """Settings from arguments only, ignoring the environment (for tests and embedding)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
