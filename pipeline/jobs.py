@@ -1,0 +1,413 @@
+"""Job records on PostgreSQL: documents, pages, and the completion barrier.
+
+The barrier (DESIGN.md, flow step 4) lives here: one transaction per page result, a
+conditional UPDATE on the page, then a counter UPDATE on the document whose row lock
+serialises the last pages. Exactly one transaction sees ``pages_finished = page_count`` and
+flips the document to ``aggregating``; the caller enqueues aggregation after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+from pipeline import migrations
+from pipeline.errors import NotFoundError
+
+# Statement timeout for every job-store query, milliseconds: a stuck lock fails loudly.
+STATEMENT_TIMEOUT_MS = 30_000
+
+
+class DocumentStatus(StrEnum):
+    """Document states, as in the Celery systems pagemill replaces."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    EXTRACTING = "extracting"
+    PROCESSING_CHUNKS = "processing_chunks"
+    AGGREGATING = "aggregating"
+    POSTPROCESSING = "postprocessing"
+    COMPLETED = "completed"
+    PARTIAL_ERROR = "partial_error"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True when no more work will happen on the document."""
+        return self in FINAL_DOCUMENT_STATES
+
+
+FINAL_DOCUMENT_STATES = frozenset(
+    {DocumentStatus.COMPLETED, DocumentStatus.PARTIAL_ERROR, DocumentStatus.ERROR, DocumentStatus.CANCELLED}
+)
+
+
+class PageStatus(StrEnum):
+    """Page states."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        """True for done, failed and skipped."""
+        return self in (PageStatus.DONE, PageStatus.FAILED, PageStatus.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One row of ``documents``."""
+
+    id: uuid.UUID
+    status: DocumentStatus
+    source_key: str
+    filename: str | None
+    kind: str | None
+    sha256: str | None
+    size_bytes: int | None
+    page_count: int | None
+    pages_finished: int
+    lang_hints: tuple[str, ...]
+    min_confidence: float | None
+    dpi: int | None
+    engine: str | None
+    error: str | None
+    options: dict[str, Any]
+    result_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One row of ``pages``."""
+
+    document_id: uuid.UUID
+    page_no: int
+    status: PageStatus
+    attempts: int
+    text: str | None
+    confidence: float | None
+    result: dict[str, Any] | None
+    error: str | None
+    duration_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageOutcome:
+    """What recording one page result did to the barrier."""
+
+    counted: bool  # False: the page was already final (duplicate delivery), nothing changed
+    pages_finished: int
+    page_count: int
+    closed: bool  # True in exactly one transaction per document: enqueue aggregation
+
+
+def parse_id(value: str | uuid.UUID) -> uuid.UUID:
+    """Parse a document id, raising NotFoundError (not ValueError) for malformed ids."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFoundError(f"no document with id {str(value)[:80]!r}: ids are UUIDs") from None
+
+
+def _document(row: asyncpg.Record) -> Document:
+    return Document(
+        id=row["id"],
+        status=DocumentStatus(row["status"]),
+        source_key=row["source_key"],
+        filename=row["filename"],
+        kind=row["kind"],
+        sha256=row["sha256"],
+        size_bytes=row["size_bytes"],
+        page_count=row["page_count"],
+        pages_finished=row["pages_finished"],
+        lang_hints=tuple(row["lang_hints"] or ()),
+        min_confidence=row["min_confidence"],
+        dpi=row["dpi"],
+        engine=row["engine"],
+        error=row["error"],
+        options=row["options"] or {},
+        result_key=row["result_key"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _page(row: asyncpg.Record) -> Page:
+    return Page(
+        document_id=row["document_id"],
+        page_no=row["page_no"],
+        status=PageStatus(row["status"]),
+        attempts=row["attempts"],
+        text=row["text"],
+        confidence=row["confidence"],
+        result=row["result"],
+        error=row["error"],
+        duration_ms=row["duration_ms"],
+    )
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class JobStore:
+    """Documents and pages on PostgreSQL through one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self.pool = pool
+        self.schema = schema
+
+    @classmethod
+    async def connect(cls, dsn: str, *, schema: str = "public", max_size: int = 4, migrate: bool = True) -> JobStore:
+        """Open a pool whose connections use ``schema``; apply migrations unless told not to."""
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            init=_init_connection,
+            server_settings={"search_path": schema, "statement_timeout": str(STATEMENT_TIMEOUT_MS)},
+        )
+        store = cls(pool, schema)
+        if migrate:
+            await store.migrate()
+        return store
+
+    async def migrate(self) -> int:
+        """Apply pending schema migrations; returns the schema version."""
+        async with self.pool.acquire() as conn:
+            return await migrations.apply(conn, self.schema)
+
+    async def aclose(self) -> None:
+        """Close the pool."""
+        await self.pool.close()
+
+    async def check(self) -> None:
+        """Raise if PostgreSQL cannot be reached."""
+        await self.pool.fetchval("SELECT 1")
+
+    # --- documents -----------------------------------------------------------------------------
+    async def create_document(
+        self,
+        *,
+        document_id: uuid.UUID,
+        source_key: str,
+        filename: str | None = None,
+        kind: str | None = None,
+        sha256: str | None = None,
+        size_bytes: int | None = None,
+        lang_hints: Sequence[str] = (),
+        min_confidence: float | None = None,
+        dpi: int | None = None,
+        options: dict[str, Any] | None = None,
+        status: DocumentStatus = DocumentStatus.QUEUED,
+    ) -> Document:
+        """Insert a document; inserting the same id again returns the existing row (idempotent)."""
+        row = await self.pool.fetchrow(
+            """
+            INSERT INTO documents (id, status, source_key, filename, kind, sha256, size_bytes,
+                                   lang_hints, min_confidence, dpi, options)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING *
+            """,
+            document_id, status.value, source_key, filename, kind, sha256, size_bytes,
+            list(lang_hints), min_confidence, dpi, options or {},
+        )  # fmt: skip
+        return _document(row) if row is not None else await self.get_document(document_id)
+
+    async def get_document(self, document_id: uuid.UUID | str) -> Document:
+        """Fetch a document or raise NotFoundError."""
+        doc_id = parse_id(document_id)
+        row = await self.pool.fetchrow("SELECT * FROM documents WHERE id = $1", doc_id)
+        if row is None:
+            raise NotFoundError(f"no document with id {doc_id}", document_id=str(doc_id))
+        return _document(row)
+
+    async def set_status(
+        self,
+        document_id: uuid.UUID,
+        status: DocumentStatus,
+        *,
+        expect: Sequence[DocumentStatus] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Move a document to ``status`` if it is in one of ``expect`` (any state when None)."""
+        final = status.is_final
+        row = await self.pool.fetchrow(
+            """
+            UPDATE documents
+               SET status = $2, error = COALESCE($3, error), updated_at = now(),
+                   finished_at = CASE WHEN $4 THEN now() ELSE finished_at END
+             WHERE id = $1 AND ($5::text[] IS NULL OR status = ANY($5::text[]))
+            RETURNING 1
+            """,
+            document_id, status.value, error, final,
+            None if expect is None else [s.value for s in expect],
+        )  # fmt: skip
+        return row is not None
+
+    async def start_pages(
+        self, document_id: uuid.UUID, *, kind: str, page_count: int, engine: str
+    ) -> list[int]:
+        """Record the page count, insert one row per page, move to ``processing_chunks``.
+
+        Idempotent: on redelivery it inserts nothing new and returns the pages still pending,
+        which are the ones whose messages may have been lost.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """
+                UPDATE documents SET kind = $2, page_count = $3, engine = $4, updated_at = now(),
+                       status = CASE WHEN status IN ('queued', 'extracting', 'pending')
+                                     THEN 'processing_chunks' ELSE status END
+                 WHERE id = $1
+                """,
+                document_id, kind, page_count, engine,
+            )  # fmt: skip
+            await conn.execute(
+                """
+                INSERT INTO pages (document_id, page_no)
+                SELECT $1, n FROM generate_series(1, $2) AS n
+                ON CONFLICT DO NOTHING
+                """,
+                document_id,
+                page_count,
+            )
+            rows = await conn.fetch(
+                "SELECT page_no FROM pages WHERE document_id = $1 AND status IN ('pending', 'running') "
+                "ORDER BY page_no",
+                document_id,
+            )
+        return [r["page_no"] for r in rows]
+
+    async def list_documents(
+        self, *, status: DocumentStatus | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Document]:
+        """Newest first, optionally only one status."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM documents WHERE ($1::text IS NULL OR status = $1) "
+            "ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
+            None if status is None else status.value,
+            limit,
+            offset,
+        )
+        return [_document(r) for r in rows]
+
+    async def finish_document(
+        self, document_id: uuid.UUID, status: DocumentStatus, *, result_key: str | None, error: str | None
+    ) -> bool:
+        """Close an ``aggregating`` document with its final status; False if it was not aggregating."""
+        row = await self.pool.fetchrow(
+            """
+            UPDATE documents SET status = $2, result_key = $3, error = $4,
+                   updated_at = now(), finished_at = now()
+             WHERE id = $1 AND status = 'aggregating'
+            RETURNING 1
+            """,
+            document_id, status.value, result_key, error,
+        )  # fmt: skip
+        return row is not None
+
+    # --- pages -----------------------------------------------------------------------------------
+    async def get_page(self, document_id: uuid.UUID, page_no: int) -> Page:
+        """Fetch one page or raise NotFoundError."""
+        row = await self.pool.fetchrow(
+            "SELECT * FROM pages WHERE document_id = $1 AND page_no = $2", document_id, page_no
+        )
+        if row is None:
+            raise NotFoundError(f"document {document_id} has no page {page_no}", document_id=str(document_id))
+        return _page(row)
+
+    async def list_pages(self, document_id: uuid.UUID) -> list[Page]:
+        """All pages of a document, in page order."""
+        rows = await self.pool.fetch("SELECT * FROM pages WHERE document_id = $1 ORDER BY page_no", document_id)
+        return [_page(r) for r in rows]
+
+    async def claim_page(self, document_id: uuid.UUID, page_no: int) -> bool:
+        """Mark a page running (attempts + 1); False when it is already final."""
+        row = await self.pool.fetchrow(
+            """
+            UPDATE pages SET status = 'running', attempts = attempts + 1, started_at = now()
+             WHERE document_id = $1 AND page_no = $2 AND status IN ('pending', 'running')
+            RETURNING 1
+            """,
+            document_id,
+            page_no,
+        )
+        return row is not None
+
+    async def finish_page(
+        self,
+        document_id: uuid.UUID,
+        page_no: int,
+        status: PageStatus,
+        *,
+        text: str | None = None,
+        confidence: float | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        duration_ms: int | None = None,
+    ) -> PageOutcome:
+        """Record a page's final state and advance the completion barrier, in one transaction."""
+        if not status.is_final:
+            raise ValueError(f"finish_page needs a final page status, not {status}")
+        async with self.pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(
+                """
+                UPDATE pages SET status = $3, text = $4, confidence = $5, result = $6, error = $7,
+                       duration_ms = $8, finished_at = now()
+                 WHERE document_id = $1 AND page_no = $2 AND status NOT IN ('done', 'failed', 'skipped')
+                RETURNING 1
+                """,
+                document_id, page_no, status.value, text, confidence, result, error, duration_ms,
+            )  # fmt: skip
+            if updated is None:
+                row = await conn.fetchrow(
+                    "SELECT pages_finished, page_count FROM documents WHERE id = $1", document_id
+                )
+                if row is None:
+                    raise NotFoundError(f"no document with id {document_id}", document_id=str(document_id))
+                return PageOutcome(False, row["pages_finished"], row["page_count"] or 0, False)
+            # The row lock taken here serialises the last pages of a document: each waiter
+            # re-reads the incremented counter, so exactly one sees pages_finished = page_count.
+            row = await conn.fetchrow(
+                """
+                UPDATE documents SET pages_finished = pages_finished + 1, updated_at = now()
+                 WHERE id = $1 RETURNING pages_finished, page_count, status
+                """,
+                document_id,
+            )
+            closed = False
+            if row["pages_finished"] >= row["page_count"] and row["status"] == DocumentStatus.PROCESSING_CHUNKS:
+                await conn.execute(
+                    "UPDATE documents SET status = 'aggregating', updated_at = now() WHERE id = $1", document_id
+                )
+                closed = True
+            return PageOutcome(True, row["pages_finished"], row["page_count"], closed)
+
+    async def page_counts(self, document_id: uuid.UUID) -> dict[PageStatus, int]:
+        """How many pages are in each state."""
+        rows = await self.pool.fetch(
+            "SELECT status, count(*) AS n FROM pages WHERE document_id = $1 GROUP BY status", document_id
+        )
+        counts = {s: 0 for s in PageStatus}
+        counts.update({PageStatus(r["status"]): r["n"] for r in rows})
+        return counts

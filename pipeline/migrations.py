@@ -1,0 +1,78 @@
+"""Schema migrations for the job store, applied in order at start-up.
+
+Each entry runs once, in its own transaction, recorded in ``schema_migrations``. A
+transaction-level advisory lock makes concurrent start-ups (web + several workers) safe:
+the second process waits, then finds nothing left to do. Append new migrations; never edit
+an applied one.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import asyncpg
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: documents and pages
+    """
+    CREATE TABLE documents (
+        id             uuid PRIMARY KEY,
+        status         text NOT NULL CHECK (status IN ('pending', 'queued', 'extracting',
+                           'processing_chunks', 'aggregating', 'postprocessing', 'completed',
+                           'partial_error', 'error', 'cancelled')),
+        source_key     text NOT NULL,
+        filename       text,
+        kind           text,
+        sha256         text,
+        size_bytes     bigint,
+        page_count     integer CHECK (page_count >= 0),
+        pages_finished integer NOT NULL DEFAULT 0,
+        lang_hints     text[] NOT NULL DEFAULT '{}',
+        min_confidence real,
+        dpi            integer,
+        engine         text,
+        error          text,
+        options        jsonb NOT NULL DEFAULT '{}',
+        result_key     text,
+        created_at     timestamptz NOT NULL DEFAULT now(),
+        updated_at     timestamptz NOT NULL DEFAULT now(),
+        finished_at    timestamptz
+    );
+    CREATE INDEX documents_status_updated ON documents (status, updated_at);
+    CREATE INDEX documents_created ON documents (created_at DESC);
+
+    CREATE TABLE pages (
+        document_id uuid NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+        page_no     integer NOT NULL CHECK (page_no >= 1),
+        status      text NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'running', 'done', 'failed', 'skipped')),
+        attempts    integer NOT NULL DEFAULT 0,
+        text        text,
+        confidence  real,
+        result      jsonb,
+        error       text,
+        duration_ms integer,
+        started_at  timestamptz,
+        finished_at timestamptz,
+        PRIMARY KEY (document_id, page_no)
+    );
+    """,
+)
+
+
+async def apply(conn: asyncpg.Connection, schema: str) -> int:
+    """Bring ``schema`` up to the latest version; returns that version."""
+    lock_key = zlib.crc32(f"pagemill-migrations:{schema}".encode())
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations '
+            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        current = await conn.fetchval(f'SELECT coalesce(max(version), 0) FROM "{schema}".schema_migrations')
+        await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+        for version, sql in enumerate(MIGRATIONS[current:], start=current + 1):
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+    return len(MIGRATIONS)
