@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-EngineName = Literal["auto", "onnx", "tesseract", "paddle"]
 
 
 def _default_data_dir() -> Path:
@@ -45,7 +44,8 @@ class Settings(BaseSettings):
     ocr_queue: str = Field("ocr", validation_alias=_env("CELERY_OCR_QUEUE"))
 
     # --- OCR ------------------------------------------------------------------------------------
-    ocr_engine: EngineName = Field("auto", validation_alias=_env("PAGEMILL_OCR_ENGINE"))
+    # auto | onnx | tesseract | paddle, or any name registered in pipeline.ocr.registry.
+    ocr_engine: str = Field("auto", pattern=r"^[a-z][a-z0-9_-]{0,31}$", validation_alias=_env("PAGEMILL_OCR_ENGINE"))
     ocr_lang: str = Field("en", validation_alias=_env("PADDLEOCR_LANG"))
     use_gpu: bool = Field(False, validation_alias=_env("PADDLEOCR_USE_GPU"))
     min_confidence: float = Field(0.5, ge=0.0, le=1.0, validation_alias=_env("PADDLEOCR_MIN_CONFIDENCE"))

@@ -1,0 +1,86 @@
+"""Build the Dramatiq broker from settings, before any actor is declared.
+
+Actor modules call :func:`setup_broker` at import time. Workers started by the ``dramatiq``
+CLI read the environment; tests and the embedded mode call ``setup_broker(settings)`` first
+with explicit settings, and the actor modules then bind to that broker.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    AsyncIO,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from actors.middleware import LogContext, ProcessResources
+from pipeline.errors import PagemillError
+from pipeline.settings import Settings
+
+# How long a worker may be silent before its unacked messages go back to the queue (ms).
+HEARTBEAT_TIMEOUT_MS = 60_000
+# Dead-lettered messages are kept this long (ms): one week, like Dramatiq's default.
+DEAD_MESSAGE_TTL_MS = 7 * 24 * 3600 * 1000
+
+_broker: RedisBroker | None = None
+_settings: Settings | None = None
+
+
+def build_broker(settings: Settings) -> RedisBroker:
+    """A Redis broker with pagemill's middleware stack (also needed on producers)."""
+    if not settings.redis_url:
+        raise PagemillError(
+            "REDIS_URL (or CELERY_BROKER_URL) is not set: point it at Redis, or use `pagemill serve` / "
+            "`pagemill ocr`, which start an embedded Redis"
+        )
+    middleware = [
+        # Order matters: ProcessResources closes pools while AsyncIO's event loop still runs.
+        ProcessResources(),
+        AsyncIO(),
+        CurrentMessage(),
+        LogContext(),
+        AgeLimit(),
+        TimeLimit(time_limit=settings.task_soft_time_limit * 1000),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(
+            max_retries=settings.max_retries,
+            min_backoff=settings.min_backoff_ms,
+            max_backoff=settings.max_backoff_ms,
+        ),
+    ]
+    return RedisBroker(
+        url=settings.redis_url,
+        namespace=settings.redis_namespace,
+        middleware=middleware,
+        heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+        dead_message_ttl=DEAD_MESSAGE_TTL_MS,
+    )
+
+
+def setup_broker(settings: Settings | None = None) -> RedisBroker:
+    """Make the process's broker once; later calls return it (pass settings only the first time)."""
+    global _broker, _settings
+    if _broker is None:
+        _settings = settings or Settings()
+        _broker = build_broker(_settings)
+        dramatiq.set_broker(_broker)
+    elif settings is not None and settings != _settings:
+        raise RuntimeError("the broker is already set up with other settings; call setup_broker once per process")
+    return _broker
+
+
+def current_settings() -> Settings:
+    """The settings the broker was built from."""
+    if _settings is None:
+        setup_broker()
+    assert _settings is not None
+    return _settings

@@ -1,0 +1,158 @@
+"""OCR actors: ``tasks.ocr_document``, ``tasks.ocr_pdf_document``, ``tasks.ocr_page`` and aggregation.
+
+Each actor decodes its message, calls one ``pipeline.documents`` step and sends what comes
+next. Retries, backoff and time limits are actor options; bad input is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import dramatiq
+import structlog
+from dramatiq.middleware import CurrentMessage
+
+from actors import runtime
+from actors.broker import current_settings, setup_broker
+from pipeline import documents
+from pipeline.errors import BadInputError, NotFoundError, PagemillError
+
+broker = setup_broker()
+_settings = current_settings()
+log = structlog.get_logger(__name__)
+
+OCR_QUEUE = _settings.ocr_queue
+# Document ids for producers that send only a storage_key: derived from the message id, so a
+# redelivered message finds the row it made the first time instead of making a second one.
+DOCUMENT_ID_NAMESPACE = uuid.UUID("6f1c3f64-5b7e-4d0a-9a53-4c1d2c8e7b10")
+# Errors that retrying cannot fix.
+PERMANENT = (BadInputError, NotFoundError)
+
+
+def _message_id() -> str:
+    message = CurrentMessage.get_current_message()
+    return message.message_id if message is not None else str(uuid.uuid4())
+
+
+async def _start(
+    document_id: str | None,
+    storage_key: str | None,
+    *,
+    require_pdf: bool,
+    lang_hints: list[str] | None,
+    min_confidence: float | None,
+    dpi: int | None,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    ctx = await runtime.context()
+    if document_id is not None:
+        doc_id = documents.parse_document_id(document_id)
+    elif storage_key is not None:
+        doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, _message_id())
+        await documents.register_source(
+            ctx, storage_key, document_id=doc_id, lang_hints=lang_hints or (),
+            min_confidence=min_confidence, dpi=dpi, options=options,
+        )  # fmt: skip
+        structlog.contextvars.bind_contextvars(document_id=str(doc_id))
+    else:
+        raise BadInputError("tasks.ocr_document needs document_id or storage_key")
+    pages = await documents.prepare_document(ctx, doc_id, require_pdf=require_pdf)
+    if pages:
+        group = dramatiq.group(ocr_page.message(document_id=str(doc_id), page_no=n) for n in pages)
+        await asyncio.to_thread(group.run)
+    return {"document_id": str(doc_id), "pages_sent": len(pages)}
+
+
+@dramatiq.actor(actor_name="tasks.ocr_document", queue_name=OCR_QUEUE, throws=PERMANENT)
+async def ocr_document(
+    document_id: str | None = None,
+    storage_key: str | None = None,
+    lang_hints: list[str] | None = None,
+    min_confidence: float | None = None,
+    dpi: int | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Split a document into pages and fan out one ``tasks.ocr_page`` per page."""
+    return await _start(
+        document_id, storage_key, require_pdf=False, lang_hints=lang_hints,
+        min_confidence=min_confidence, dpi=dpi, options=options,
+    )  # fmt: skip
+
+
+@dramatiq.actor(actor_name="tasks.ocr_pdf_document", queue_name=OCR_QUEUE, throws=PERMANENT)
+async def ocr_pdf_document(
+    document_id: str | None = None,
+    storage_key: str | None = None,
+    lang_hints: list[str] | None = None,
+    min_confidence: float | None = None,
+    dpi: int | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Like ``tasks.ocr_document`` but refuses anything that is not a PDF."""
+    return await _start(
+        document_id, storage_key, require_pdf=True, lang_hints=lang_hints,
+        min_confidence=min_confidence, dpi=dpi, options=options,
+    )  # fmt: skip
+
+
+@dramatiq.actor(
+    actor_name="tasks.ocr_page",
+    queue_name=OCR_QUEUE,
+    throws=PERMANENT,
+    time_limit=_settings.page_time_limit * 1000,
+    on_retry_exhausted="tasks.ocr_page_exhausted",
+)
+async def ocr_page(
+    document_id: str | None = None,
+    page_no: int = 1,
+    storage_key: str | None = None,
+    lang_hints: list[str] | None = None,
+    min_confidence: float | None = None,
+    dpi: int | None = None,
+    **_: Any,
+) -> dict[str, Any] | None:
+    """OCR one page of a document; the page that closes the barrier sends aggregation."""
+    ctx = await runtime.context()
+    if document_id is None:
+        if storage_key is None:
+            raise BadInputError("tasks.ocr_page needs document_id or storage_key")
+        return await documents.ocr_standalone_page(
+            ctx, storage_key, page_no, lang_hints=lang_hints or (), min_confidence=min_confidence, dpi=dpi
+        )
+    doc_id = documents.parse_document_id(document_id)
+    try:
+        outcome = await documents.process_page(ctx, doc_id, page_no)
+    except PagemillError as exc:
+        if exc.retryable:
+            raise
+        # Bad page or unusable engine: record it now, retrying cannot help.
+        outcome = await documents.record_page_failure(ctx, doc_id, page_no, exc.reason)
+    if outcome is not None and outcome.closed:
+        await asyncio.to_thread(aggregate_document.send, document_id=str(doc_id))
+    return None
+
+
+@dramatiq.actor(actor_name="tasks.ocr_page_exhausted", queue_name=OCR_QUEUE, throws=PERMANENT)
+async def ocr_page_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """A page whose retries ran out: mark it failed with the last error, close the barrier."""
+    kwargs = message_data.get("kwargs") or {}
+    if kwargs.get("document_id") is None:
+        return  # a stand-alone page: nothing to record
+    doc_id = documents.parse_document_id(kwargs["document_id"])
+    page_no = int(kwargs.get("page_no", 1))
+    traceback = (message_data.get("options") or {}).get("traceback") or ""
+    last = traceback.strip().splitlines()[-1] if traceback.strip() else "unknown error"
+    reason = f"failed after {retry_info.get('retries', 0) + 1} attempts: {last}"
+    ctx = await runtime.context()
+    outcome = await documents.record_page_failure(ctx, doc_id, page_no, reason)
+    if outcome.closed:
+        await asyncio.to_thread(aggregate_document.send, document_id=str(doc_id))
+
+
+@dramatiq.actor(actor_name="tasks.aggregate_document", queue_name=OCR_QUEUE, throws=PERMANENT)
+async def aggregate_document(document_id: str) -> None:
+    """Write the document's text and JSON and set its final status."""
+    ctx = await runtime.context()
+    await documents.finish_document(ctx, documents.parse_document_id(document_id))

@@ -1,0 +1,306 @@
+"""The steps of one document's life, each callable on its own (actors and tests call these).
+
+    ingest_upload / register_source  -> a ``documents`` row (queued) and the source in storage
+    prepare_document                 -> page count, one ``pages`` row per page, pages to send
+    process_page                     -> render + OCR + barrier; says whether to aggregate
+    record_page_failure              -> a page that cannot succeed, through the same barrier
+    finish_document                  -> result.txt / result.json in storage, final status
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from pipeline import pdf
+from pipeline.aggregate import DocumentResult, aggregate_document, page_to_json
+from pipeline.context import Context
+from pipeline.errors import BadInputError, LimitExceededError, UnsupportedTypeError
+from pipeline.jobs import Document, DocumentStatus, PageOutcome, PageStatus
+from pipeline.jobs import parse_id as parse_document_id
+from pipeline.ocr import get_engine, recognize_page
+from pipeline.storage import fetch_cached
+
+log = structlog.get_logger(__name__)
+
+# Bytes of the file head needed to sniff every supported type (WebP needs 12).
+SNIFF_BYTES = 64
+# Documents still able to take page work.
+ACTIVE_STATES = (DocumentStatus.QUEUED, DocumentStatus.EXTRACTING, DocumentStatus.PROCESSING_CHUNKS)
+
+
+def source_key(document_id: uuid.UUID, kind: str) -> str:
+    """Where a document's source lives in storage."""
+    return f"documents/{document_id}/source.{kind}"
+
+
+def result_key(document_id: uuid.UUID, suffix: str) -> str:
+    """Where a document's results live in storage (``txt`` or ``json``)."""
+    return f"documents/{document_id}/result.{suffix}"
+
+
+async def ingest_upload(
+    ctx: Context,
+    chunks: AsyncIterable[bytes],
+    *,
+    filename: str | None,
+    lang_hints: Sequence[str] = (),
+    min_confidence: float | None = None,
+    dpi: int | None = None,
+    options: dict[str, Any] | None = None,
+    document_id: uuid.UUID | None = None,
+) -> Document:
+    """Stream an upload into storage (sniffed, hashed, size-limited) and insert its row."""
+    doc_id = document_id or uuid.uuid4()
+    limit = ctx.settings.max_upload_bytes
+    it = aiter(chunks)
+    head = b""
+    async for chunk in it:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            break
+    kind = pdf.sniff_type(head)
+    digest = hashlib.sha256()
+    size = 0
+
+    async def counted() -> AsyncIterator[bytes]:
+        nonlocal size
+        for chunk in (head,):
+            size += len(chunk)
+            digest.update(chunk)
+            yield chunk
+        async for chunk in it:
+            size += len(chunk)
+            if size > limit:
+                raise LimitExceededError(
+                    f"upload is larger than the limit of {limit} bytes (PAGEMILL_MAX_UPLOAD_BYTES)"
+                )
+            digest.update(chunk)
+            yield chunk
+
+    key = source_key(doc_id, kind.value)
+    try:
+        await ctx.storage.put_stream(key, counted())
+    except LimitExceededError:
+        await ctx.storage.delete(key)
+        raise
+    doc = await ctx.store.create_document(
+        document_id=doc_id,
+        source_key=key,
+        filename=filename,
+        kind=kind.value,
+        sha256=digest.hexdigest(),
+        size_bytes=size,
+        lang_hints=list(lang_hints),
+        min_confidence=min_confidence,
+        dpi=dpi,
+        options=options,
+    )
+    log.info("document.ingested", document_id=str(doc.id), kind=kind.value, size_bytes=size, filename=filename)
+    return doc
+
+
+async def register_source(
+    ctx: Context,
+    storage_key: str,
+    *,
+    document_id: uuid.UUID,
+    lang_hints: Sequence[str] = (),
+    min_confidence: float | None = None,
+    dpi: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> Document:
+    """Create the row for a file a producer already put in storage (Celery ``storage_key`` calls)."""
+    tmp = ctx.settings.cache_dir / f"register-{document_id}.tmp"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        await ctx.storage.get_to_file(storage_key, tmp)
+        digest, size, head = await asyncio.to_thread(_hash_file, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    kind = pdf.sniff_type(head)
+    return await ctx.store.create_document(
+        document_id=document_id,
+        source_key=storage_key,
+        filename=storage_key.rsplit("/", 1)[-1],
+        kind=kind.value,
+        sha256=digest,
+        size_bytes=size,
+        lang_hints=list(lang_hints),
+        min_confidence=min_confidence,
+        dpi=dpi,
+        options=options,
+    )
+
+
+def _hash_file(path: Path) -> tuple[str, int, bytes]:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+        digest.update(head)
+        size = len(head)
+        while block := fh.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size, head
+
+
+async def _local_source(ctx: Context, doc: Document) -> Path:
+    if doc.sha256 is None or doc.kind is None:
+        raise UnsupportedTypeError(f"document {doc.id} has no recorded type or hash", document_id=str(doc.id))
+    return await fetch_cached(ctx.storage, doc.source_key, doc.sha256, ctx.settings.cache_dir, f".{doc.kind}")
+
+
+def _dpi(ctx: Context, doc: Document) -> int:
+    return doc.dpi or ctx.settings.pdf_dpi
+
+
+async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf: bool = False) -> list[int]:
+    """Count pages and create page rows; returns the page numbers whose messages must be sent.
+
+    Returns [] when the document is cancelled or already past this step. Bad input raises a
+    BadInputError after the document has been marked ``error`` with the reason.
+    """
+    doc = await ctx.store.get_document(document_id)
+    if doc.status not in ACTIVE_STATES:
+        log.info("document.prepare_skipped", document_id=str(doc.id), status=doc.status.value)
+        return []
+    await ctx.store.set_status(doc.id, DocumentStatus.EXTRACTING, expect=[DocumentStatus.QUEUED])
+    settings = ctx.settings
+    try:
+        if require_pdf and doc.kind != pdf.DocumentKind.PDF:
+            raise UnsupportedTypeError(
+                f"tasks.ocr_pdf_document needs a PDF, but the file is {doc.kind}; send it to tasks.ocr_document",
+                document_id=str(doc.id),
+            )
+        path = await _local_source(ctx, doc)
+        info = await asyncio.to_thread(
+            pdf.inspect_document,
+            path,
+            max_pages=settings.max_pages,
+            max_page_pixels=settings.max_page_pixels,
+            dpi=_dpi(ctx, doc),
+        )
+    except BadInputError as exc:
+        await ctx.store.set_status(doc.id, DocumentStatus.ERROR, expect=ACTIVE_STATES, error=exc.reason)
+        log.warning("document.rejected", document_id=str(doc.id), reason=exc.reason)
+        raise
+    engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(doc.lang_hints))
+    pending = await ctx.store.start_pages(doc.id, kind=info.kind.value, page_count=info.page_count, engine=engine.name)
+    log.info("document.split", document_id=str(doc.id), page_count=info.page_count, to_send=len(pending))
+    return pending
+
+
+async def process_page(ctx: Context, document_id: uuid.UUID, page_no: int) -> PageOutcome | None:
+    """OCR one page and record it; None when the page was already final (duplicate message)."""
+    doc = await ctx.store.get_document(document_id)
+    if doc.status is DocumentStatus.CANCELLED:
+        outcome = await ctx.store.finish_page(doc.id, page_no, PageStatus.SKIPPED, error="document was cancelled")
+        log.info("page.skipped", document_id=str(doc.id), page_no=page_no, reason="cancelled")
+        return outcome if outcome.counted else None
+    if not await ctx.store.claim_page(doc.id, page_no):
+        log.info("page.duplicate", document_id=str(doc.id), page_no=page_no)
+        return None
+    settings = ctx.settings
+    started = time.perf_counter()
+    path = await _local_source(ctx, doc)
+    engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(doc.lang_hints))
+    min_conf = doc.min_confidence if doc.min_confidence is not None else settings.min_confidence
+
+    def run() -> Any:
+        image = pdf.render_page(path, page_no, dpi=_dpi(ctx, doc), max_page_pixels=settings.max_page_pixels)
+        return recognize_page(engine, image, min_confidence=min_conf)
+
+    result = await asyncio.to_thread(run)
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    outcome = await ctx.store.finish_page(
+        doc.id,
+        page_no,
+        PageStatus.DONE,
+        text=result.text,
+        confidence=result.mean_confidence,
+        result=page_to_json(result),
+        duration_ms=duration_ms,
+    )
+    log.info(
+        "page.done",
+        document_id=str(doc.id),
+        page_no=page_no,
+        lines=len(result.lines),
+        rotation=result.rotation,
+        duration_ms=duration_ms,
+        pages_finished=outcome.pages_finished,
+        page_count=outcome.page_count,
+    )
+    return outcome
+
+
+async def ocr_standalone_page(
+    ctx: Context,
+    storage_key: str,
+    page_no: int,
+    *,
+    lang_hints: Sequence[str] = (),
+    min_confidence: float | None = None,
+    dpi: int | None = None,
+) -> dict[str, Any]:
+    """OCR one page of a stored file without a document record (Celery's stand-alone page call)."""
+    settings = ctx.settings
+    tmp = settings.cache_dir / f"page-{uuid.uuid4()}.tmp"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        await ctx.storage.get_to_file(storage_key, tmp)
+        engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(lang_hints))
+        min_conf = settings.min_confidence if min_confidence is None else min_confidence
+
+        def run() -> Any:
+            pdf.inspect_document(tmp, max_pages=settings.max_pages, max_page_pixels=settings.max_page_pixels,
+                                 dpi=dpi or settings.pdf_dpi)
+            image = pdf.render_page(tmp, page_no, dpi=dpi or settings.pdf_dpi, max_page_pixels=settings.max_page_pixels)
+            return recognize_page(engine, image, min_confidence=min_conf)
+
+        result = await asyncio.to_thread(run)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"storage_key": storage_key, "page_no": page_no, "engine": engine.name, "text": result.text,
+            **page_to_json(result)}
+
+
+async def record_page_failure(ctx: Context, document_id: uuid.UUID, page_no: int, reason: str) -> PageOutcome:
+    """Mark a page failed with ``reason`` through the barrier."""
+    outcome = await ctx.store.finish_page(document_id, page_no, PageStatus.FAILED, error=reason)
+    log.warning("page.failed", document_id=str(document_id), page_no=page_no, reason=reason)
+    return outcome
+
+
+async def finish_document(ctx: Context, document_id: uuid.UUID) -> DocumentResult | None:
+    """Aggregate an ``aggregating`` document, store its results, set its final status.
+
+    Returns None when the document is not aggregating (a duplicate message, or cancelled).
+    """
+    doc = await ctx.store.get_document(document_id)
+    if doc.status is not DocumentStatus.AGGREGATING:
+        log.info("document.aggregate_skipped", document_id=str(doc.id), status=doc.status.value)
+        return None
+    pages = await ctx.store.list_pages(doc.id)
+    result = aggregate_document(doc, pages)
+    json_key = result_key(doc.id, "json")
+    await ctx.storage.put_bytes(result_key(doc.id, "txt"), result.text.encode("utf-8"))
+    await ctx.storage.put_bytes(json_key, json.dumps(result.data, ensure_ascii=False).encode("utf-8"))
+    await ctx.store.finish_document(doc.id, result.status, result_key=json_key, error=result.error)
+    log.info(
+        "document.finished",
+        document_id=str(doc.id),
+        status=result.status.value,
+        page_count=len(pages),
+        failed_pages=len(result.data["failed_pages"]),
+    )
+    return result

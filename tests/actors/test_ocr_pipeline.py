@@ -1,0 +1,234 @@
+"""A document through real Dramatiq workers, Redis, PostgreSQL, storage and the OCR engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+
+import pytest
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
+from structlog.testing import capture_logs
+
+from pipeline import documents
+from pipeline.context import Context
+from pipeline.jobs import DocumentStatus, PageStatus
+from pipeline.settings import Settings
+from tests import pages
+from tests.fixtures_workers import chunks_of, wait_for_document
+
+# Character error rate allowed per synthetic page (clean 150-dpi text; measured well under this).
+MAX_PAGE_CER = 0.05
+
+
+async def _ingest(ctx: Context, data: bytes, filename: str = "doc.pdf", **kwargs: object) -> uuid.UUID:
+    doc = await documents.ingest_upload(ctx, chunks_of(data), filename=filename, **kwargs)  # type: ignore[arg-type]
+    return doc.id
+
+
+def test_multipage_pdf_completes_with_pages_in_order(
+    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+) -> None:
+    from actors.ocr import ocr_document
+
+    plain = pages.text_page(pages.PARAGRAPH_A)
+    columns = pages.two_column_page(pages.LEFT_COLUMN, pages.RIGHT_COLUMN)
+    turned = pages.rotated(pages.text_page(pages.PARAGRAPH_B), 90)
+    expected = [
+        "\n".join(pages.PARAGRAPH_A),
+        "\n".join(pages.LEFT_COLUMN + pages.RIGHT_COLUMN),
+        "\n".join(pages.PARAGRAPH_B),
+    ]
+    start_worker()
+
+    async def scenario() -> None:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            doc_id = await _ingest(ctx, pages.pdf_bytes([plain, columns, turned]))
+            with capture_logs() as logs:
+                ocr_document.send(document_id=str(doc_id))
+                doc = await wait_for_document(ctx, doc_id)
+            assert doc.status is DocumentStatus.COMPLETED, doc.error
+            assert doc.page_count == 3 and doc.pages_finished == 3
+            text = (await ctx.storage.get_bytes(documents.result_key(doc_id, "txt"))).decode()
+            got = text.split("\f")
+            assert len(got) == 3
+            for n, (hyp, ref) in enumerate(zip(got, expected, strict=True), 1):
+                assert pages.cer(hyp, ref) <= MAX_PAGE_CER, f"page {n}: {hyp!r}"
+            data = json.loads(await ctx.storage.get_bytes(documents.result_key(doc_id, "json")))
+            assert [p["page_no"] for p in data["pages"]] == [1, 2, 3]
+            assert data["pages"][2]["rotation"] in (90, 270)
+            assert data["failed_pages"] == [] and data["engine"]
+            assert all(line["box"] and 0 < line["confidence"] <= 1 for line in data["pages"][0]["lines"])
+        finally:
+            await ctx.aclose()
+        # Every page's log line carries the document and page it is about.
+        done = [e for e in logs if e["event"] == "page.done"]
+        assert sorted(e["page_no"] for e in done) == [1, 2, 3]
+        assert {e["document_id"] for e in done} == {str(doc_id)}
+
+    asyncio.run(scenario())
+
+
+def test_duplicate_page_message_is_not_counted_twice(
+    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+) -> None:
+    from actors.ocr import ocr_document, ocr_page
+
+    start_worker()
+
+    async def scenario() -> None:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            doc_id = await _ingest(ctx, pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A[:2])] * 2))
+            ocr_document.send(document_id=str(doc_id))
+            first = await wait_for_document(ctx, doc_id)
+            assert first.status is DocumentStatus.COMPLETED
+            # A redelivered page message (e.g. after a worker lost its heartbeat) arrives late.
+            ocr_page.send(document_id=str(doc_id), page_no=1)
+            ocr_page.send(document_id=str(doc_id), page_no=2)
+            await asyncio.to_thread(broker.join, pipeline_settings.ocr_queue, timeout=60_000)
+            again = await ctx.store.get_document(doc_id)
+            assert again.pages_finished == 2 and again.status is DocumentStatus.COMPLETED
+            assert again.finished_at == first.finished_at
+            assert [p.attempts for p in await ctx.store.list_pages(doc_id)] == [1, 1]
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_cancel_skips_remaining_pages(
+    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+) -> None:
+    from actors.ocr import ocr_document
+
+    start_worker(threads=1)
+
+    async def scenario() -> None:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            doc_id = await _ingest(ctx, pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A)] * 8))
+            ocr_document.send(document_id=str(doc_id))
+            while (await ctx.store.page_counts(doc_id))[PageStatus.DONE] < 1:
+                await asyncio.sleep(0.05)
+            assert await ctx.store.set_status(
+                doc_id, DocumentStatus.CANCELLED, expect=[DocumentStatus.PROCESSING_CHUNKS]
+            )
+            while any(not p.status.is_final for p in await ctx.store.list_pages(doc_id)):
+                await asyncio.sleep(0.1)
+            counts = await ctx.store.page_counts(doc_id)
+            assert counts[PageStatus.SKIPPED] >= 5, counts
+            assert counts[PageStatus.DONE] + counts[PageStatus.SKIPPED] == 8
+            doc = await ctx.store.get_document(doc_id)
+            assert doc.status is DocumentStatus.CANCELLED
+            assert not await ctx.storage.exists(documents.result_key(doc_id, "txt"))
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("payload", "actor_name", "reason"),
+    [
+        (b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog", "ocr_document", "PDF"),
+        (pages.pdf_bytes([pages.text_page(["png, not pdf"])]), "ocr_pdf_document", None),
+    ],
+    ids=["truncated-pdf", "pdf-actor-accepts-pdf"],
+)
+def test_bad_input_fails_the_document_with_a_reason_and_is_not_retried(
+    broker: RedisBroker,
+    start_worker: Callable[..., Worker],
+    pipeline_settings: Settings,
+    payload: bytes,
+    actor_name: str,
+    reason: str | None,
+) -> None:
+    import actors.ocr
+
+    start_worker()
+
+    async def scenario() -> None:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            doc_id = await _ingest(ctx, payload)
+            getattr(actors.ocr, actor_name).send(document_id=str(doc_id))
+            doc = await wait_for_document(ctx, doc_id)
+            if reason is None:
+                assert doc.status is DocumentStatus.COMPLETED
+            else:
+                assert doc.status is DocumentStatus.ERROR
+                assert doc.error and reason in doc.error
+                assert doc.page_count is None  # never split
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_pdf_actor_refuses_an_image(
+    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+) -> None:
+    import io
+
+    from actors.ocr import ocr_pdf_document
+
+    start_worker()
+    png = io.BytesIO()
+    pages.text_page(["an image"]).save(png, format="PNG")
+
+    async def scenario() -> None:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            doc_id = await _ingest(ctx, png.getvalue(), filename="scan.png")
+            ocr_pdf_document.send(document_id=str(doc_id))
+            doc = await wait_for_document(ctx, doc_id)
+            assert doc.status is DocumentStatus.ERROR
+            assert doc.error and "needs a PDF" in doc.error and "png" in doc.error
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_storage_key_producer_gets_one_document_per_message(
+    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+) -> None:
+    """Celery producers send ``storage_key`` only; redelivery must not make a second document."""
+    from actors.ocr import DOCUMENT_ID_NAMESPACE, ocr_document
+
+    start_worker()
+
+    async def scenario() -> None:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            await ctx.storage.put_bytes("uploads/scan.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_B)]))
+            message = ocr_document.message(storage_key="uploads/scan.pdf", lang_hints=["en"])
+            broker.enqueue(message)
+            doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, message.message_id)
+            while True:
+                try:
+                    await ctx.store.get_document(doc_id)
+                    break
+                except Exception:  # noqa: BLE001 - not created yet
+                    await asyncio.sleep(0.05)
+            doc = await wait_for_document(ctx, doc_id)
+            assert doc.status is DocumentStatus.COMPLETED
+            assert doc.lang_hints == ("en",) and doc.source_key == "uploads/scan.pdf"
+            broker.enqueue(message)  # the same message again
+            await asyncio.to_thread(broker.join, pipeline_settings.ocr_queue, timeout=60_000)
+            assert len(await ctx.store.list_documents()) == 1
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_echo_smoke_task(broker: RedisBroker, start_worker: Callable[..., Worker]) -> None:
+    from actors.llm import echo
+
+    assert echo.fn({"hello": "world"}) == {"hello": "world"}
+    assert echo.fn(payload={"hello": "world"}) == {"hello": "world"}

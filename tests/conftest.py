@@ -1,0 +1,1 @@
+pytest_plugins = ["tests.fixtures_services", "tests.fixtures_s3", "tests.fixtures_workers"]

@@ -1,0 +1,105 @@
+"""Real Dramatiq workers on the real Redis: one broker per test session, a clean slice per test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
+
+from pipeline.context import Context
+from pipeline.jobs import Document, DocumentStatus
+from pipeline.settings import ExplicitSettings, Settings
+
+# How long a test waits for a document to reach a final state, seconds.
+DOCUMENT_TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="session")
+def broker_settings(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings the session's broker is built from: a Redis namespace of its own, fast retries."""
+    return ExplicitSettings(
+        redis_url=redis_url,
+        redis_namespace=f"pagemill-test-{uuid.uuid4().hex[:10]}",
+        database_url=database_url,
+        data_dir=tmp_path_factory.mktemp("data"),
+        ocr_engine="onnx",
+        ocr_threads=1,
+        min_backoff_ms=50,
+        max_backoff_ms=200,
+    )
+
+
+@pytest.fixture(scope="session")
+def broker(broker_settings: Settings) -> Iterator[RedisBroker]:
+    """The process's broker, with pagemill's actors declared on it."""
+    from actors.broker import setup_broker
+
+    the_broker = setup_broker(broker_settings)
+    import actors.llm  # noqa: F401 - declares the actors on the broker
+    import actors.ocr  # noqa: F401
+
+    yield the_broker
+    the_broker.flush_all()
+    the_broker.close()
+
+
+@pytest.fixture
+def pipeline_settings(broker_settings: Settings, db_schema: str, tmp_path: Path) -> Settings:
+    """Per-test settings: own schema and data dir, same broker."""
+    return broker_settings.model_copy(update={"db_schema": db_schema, "data_dir": tmp_path / "data"})
+
+
+@pytest.fixture
+def start_worker(broker: RedisBroker, pipeline_settings: Settings) -> Iterator[Callable[..., Worker]]:
+    """Start an in-process Dramatiq worker (stopped at the end of the test)."""
+    from actors import runtime
+
+    workers: list[Worker] = []
+    broker.flush_all()
+
+    def start(settings: Settings | None = None, threads: int = 2) -> Worker:
+        runtime.use_settings(settings or pipeline_settings)
+        worker = Worker(broker, worker_threads=threads, worker_timeout=100)
+        worker.start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop(timeout=30_000)
+    runtime.use_settings(None)
+    broker.flush_all()
+
+
+async def wait_for_document(
+    ctx: Context, document_id: uuid.UUID, *, states: set[DocumentStatus] | None = None, timeout: float = DOCUMENT_TIMEOUT_S
+) -> Document:
+    """Poll the job store until the document reaches one of ``states`` (final states by default)."""
+    from pipeline.jobs import FINAL_DOCUMENT_STATES
+
+    wanted = states or set(FINAL_DOCUMENT_STATES)
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = await ctx.store.get_document(document_id)
+        if doc.status in wanted:
+            return doc
+        if time.monotonic() > deadline:
+            pages = await ctx.store.list_pages(document_id)
+            raise AssertionError(
+                f"document stuck in {doc.status} after {timeout}s; pages: "
+                + ", ".join(f"{p.page_no}:{p.status}" for p in pages)
+            )
+        await asyncio.sleep(0.1)
+
+
+async def chunks_of(data: bytes, size: int = 64 * 1024) -> Any:
+    """An async byte stream, as an upload arrives."""
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
