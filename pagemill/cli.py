@@ -1,0 +1,171 @@
+"""The ``pagemill`` command: OCR files from a terminal, manage the job store.
+
+``pagemill ocr FILE...`` submits files through the same actors the HTTP API uses, with an
+in-process Dramatiq worker, and embedded Redis/PostgreSQL when none is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from pipeline.errors import PagemillError
+from pipeline.settings import Settings
+
+# Upload chunk read from a local file, bytes.
+CHUNK_BYTES = 1024 * 1024
+# How often the CLI looks at progress, seconds.
+POLL_S = 0.2
+
+err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def _runtime(settings: Settings, *, worker: bool, threads: int) -> Iterator[Settings]:
+    """Embedded servers if needed, the broker, and optionally an in-process worker."""
+    from pagemill.embedded import embedded_services
+    from pipeline.logs import setup_logging
+
+    setup_logging(level=settings.log_level if settings.log_level != "INFO" else "WARNING", fmt=settings.log_format)
+    with embedded_services(settings) as live:
+        from actors.broker import setup_broker
+
+        broker = setup_broker(live)
+        import actors.llm  # noqa: F401 - declares the actors
+        import actors.ocr  # noqa: F401
+
+        if not worker:
+            yield live
+            return
+        from dramatiq import Worker
+
+        w = Worker(broker, worker_threads=threads, queues={live.ocr_queue})
+        w.start()
+        try:
+            yield live
+        finally:
+            w.stop(timeout=30_000)
+            broker.close()
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := await asyncio.to_thread(fh.read, CHUNK_BYTES):
+            yield chunk
+
+
+async def _ocr_files(settings: Settings, files: list[Path], langs: tuple[str, ...]) -> dict[Path, object]:
+    from actors.ocr import ocr_document
+    from pipeline import documents
+    from pipeline.context import Context
+
+    ctx = await Context.open(settings)
+    outcomes: dict[Path, object] = {}
+    try:
+        submitted = []
+        for path in files:
+            try:
+                doc = await documents.ingest_upload(ctx, _file_chunks(path), filename=path.name, lang_hints=list(langs))
+            except PagemillError as exc:
+                outcomes[path] = exc
+                continue
+            ocr_document.send(document_id=str(doc.id))
+            submitted.append((path, doc.id))
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("pages"),
+                   TimeElapsedColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=False) as progress:
+            tasks = {doc_id: progress.add_task(path.name, total=None) for path, doc_id in submitted}
+            pending = dict(submitted)
+            while pending:
+                for path, doc_id in list(pending.items()):
+                    doc = await ctx.store.get_document(doc_id)
+                    progress.update(tasks[doc_id], total=doc.page_count, completed=doc.pages_finished)
+                    if doc.status.is_final:
+                        outcomes[path] = doc
+                        del pending[path]
+                await asyncio.sleep(POLL_S)
+        for path, doc in outcomes.items():
+            if isinstance(doc, PagemillError) or doc.result_key is None:  # type: ignore[attr-defined]
+                continue
+            outcomes[path] = (doc, json.loads(await ctx.storage.get_bytes(doc.result_key)))  # type: ignore[attr-defined]
+    finally:
+        await ctx.aclose()
+    return outcomes
+
+
+@click.group()
+@click.version_option(package_name="pagemill")
+def main() -> None:
+    """pagemill: document OCR on Dramatiq, Redis, PostgreSQL and S3."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Write <stem>.txt/.json here.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--lang", "langs", multiple=True, help="Language hint (repeatable), before PADDLEOCR_LANG.")
+@click.option("--threads", default=2, show_default=True, help="Worker threads for the in-process worker.")
+def ocr(files: tuple[Path, ...], out_dir: Path | None, fmt: str, langs: tuple[str, ...], threads: int) -> None:
+    """OCR FILES (PDF, PNG, JPEG, TIFF, WebP) and print or write their text."""
+    settings = Settings()
+    with _runtime(settings, worker=True, threads=threads) as live:
+        outcomes = asyncio.run(_ocr_files(live, list(files), langs))
+    failed = False
+    for path in files:
+        outcome = outcomes.get(path)
+        if isinstance(outcome, PagemillError):
+            err.print(f"[red]{path}: {outcome.reason}[/red]")
+            failed = True
+            continue
+        if not isinstance(outcome, tuple):
+            doc = outcome
+            err.print(f"[red]{path}: {getattr(doc, 'status', 'unknown')}: {getattr(doc, 'error', '')}[/red]")
+            failed = True
+            continue
+        doc, data = outcome
+        if doc.status.value != "completed":
+            err.print(f"[yellow]{path}: {doc.status.value}: {doc.error}[/yellow]")
+            failed = True
+        body = json.dumps(data, ensure_ascii=False, indent=2) if fmt == "json" else "\f".join(
+            p["text"] for p in data["pages"]
+        )
+        if out_dir is None and len(files) == 1:
+            click.echo(body)
+        else:
+            target_dir = out_dir or Path.cwd()
+            target_dir.mkdir(parents=True, exist_ok=True)
+            target = target_dir / f"{path.stem}.{'json' if fmt == 'json' else 'txt'}"
+            target.write_text(body + ("\n" if fmt == "json" else ""), encoding="utf-8")
+            err.print(f"{path} -> {target}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the job store's schema migrations."""
+    from pipeline.jobs import JobStore
+
+    with _runtime(Settings(), worker=False, threads=0) as live:
+        assert live.database_url is not None
+
+        async def run() -> int:
+            dsn = live.database_url.get_secret_value()  # type: ignore[union-attr]
+            store = await JobStore.connect(dsn, schema=live.db_schema, migrate=False)
+            try:
+                return await store.migrate()
+            finally:
+                await store.aclose()
+
+        click.echo(f"schema {live.db_schema} at version {asyncio.run(run())}")
+
+
+if __name__ == "__main__":
+    main()
