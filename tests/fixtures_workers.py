@@ -79,9 +79,17 @@ def start_worker(broker: RedisBroker, pipeline_settings: Settings) -> Iterator[C
 
 
 async def wait_for_document(
-    ctx: Context, document_id: uuid.UUID, *, states: set[DocumentStatus] | None = None, timeout: float = DOCUMENT_TIMEOUT_S
+    ctx: Context,
+    document_id: uuid.UUID,
+    *,
+    states: set[DocumentStatus] | None = None,
+    timeout: float = DOCUMENT_TIMEOUT_S,
+    alive: Callable[[], bool] | None = None,
 ) -> Document:
-    """Poll the job store until the document reaches one of ``states`` (final states by default)."""
+    """Poll the job store until the document reaches one of ``states`` (final states by default).
+
+    ``alive`` says whether the workers are still running; the wait fails at once when not.
+    """
     from pipeline.jobs import FINAL_DOCUMENT_STATES
 
     wanted = states or set(FINAL_DOCUMENT_STATES)
@@ -90,6 +98,8 @@ async def wait_for_document(
         doc = await ctx.store.get_document(document_id)
         if doc.status in wanted:
             return doc
+        if alive is not None and not alive():
+            raise AssertionError(f"the worker died while the document was {doc.status}")
         if time.monotonic() > deadline:
             pages = await ctx.store.list_pages(document_id)
             raise AssertionError(

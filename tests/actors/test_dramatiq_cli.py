@@ -1,0 +1,80 @@
+"""Workers started the way production starts them: the ``dramatiq`` command in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from dramatiq.brokers.redis import RedisBroker
+
+from pipeline import documents
+from pipeline.context import Context
+from pipeline.jobs import DocumentStatus
+from pipeline.settings import Settings
+from tests import pages
+from tests.fixtures_workers import chunks_of, wait_for_document
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment a Procfile line would give the worker, for this test's slice."""
+    assert settings.redis_url and settings.database_url
+    env = dict(os.environ)
+    env.update(
+        REDIS_URL=settings.redis_url,
+        DATABASE_URL=settings.database_url.get_secret_value(),
+        PAGEMILL_DB_SCHEMA=settings.db_schema,
+        PAGEMILL_REDIS_NAMESPACE=settings.redis_namespace,
+        PAGEMILL_DATA_DIR=str(settings.data_dir),
+        PAGEMILL_OCR_ENGINE=settings.ocr_engine,
+        PAGEMILL_OCR_THREADS="1",
+        PAGEMILL_LOG_FORMAT="json",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def test_dramatiq_cli_worker_processes_a_document_and_stops_on_sigterm(
+    broker: RedisBroker, pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    from actors.ocr import ocr_document
+
+    broker.flush_all()
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "actors.ocr", "actors.llm", "--queues", pipeline_settings.ocr_queue,
+             "--processes", "1", "--threads", "2"],
+            cwd=ROOT, env=worker_env(pipeline_settings), stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+
+            async def scenario() -> None:
+                ctx = await Context.open(pipeline_settings)
+                try:
+                    pdf = pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A), pages.text_page(pages.PARAGRAPH_B)])
+                    doc = await documents.ingest_upload(ctx, chunks_of(pdf), filename="two.pdf")
+                    ocr_document.send(document_id=str(doc.id))
+                    done = await wait_for_document(ctx, doc.id, alive=lambda: proc.poll() is None)
+                    assert done.status is DocumentStatus.COMPLETED, done.error
+                    text = (await ctx.storage.get_bytes(documents.result_key(doc.id, "txt"))).decode()
+                    assert pages.cer(text.split("\f")[1], "\n".join(pages.PARAGRAPH_B)) < 0.05
+                finally:
+                    await ctx.aclose()
+
+            asyncio.run(scenario())
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            rc = proc.wait(timeout=60)
+    assert rc == 0
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    page_events = [line for line in lines if line.get("event") == "page.done"]
+    assert sorted(e["page_no"] for e in page_events) == [1, 2]
+    assert all(e["task"] == "tasks.ocr_page" and e["message_id"] and e["document_id"] for e in page_events)
