@@ -143,6 +143,8 @@ def _is_text(head: bytes) -> bool:
 
 def inspect_document(path: Path, *, max_pages: int, max_page_pixels: int, dpi: int) -> DocumentInfo:
     """Type, page count and page sizes of ``path``, refusing what breaks a limit or cannot be read."""
+    if dpi <= 0:
+        raise ValueError(f"dpi must be positive, got {dpi}")
     kind = _sniff_file(path)
     if kind is DocumentKind.PDF:
         return _inspect_pdf(path, max_pages=max_pages, max_page_pixels=max_page_pixels, dpi=dpi)
