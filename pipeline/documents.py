@@ -31,8 +31,9 @@ from pipeline.storage import fetch_cached
 
 log = structlog.get_logger(__name__)
 
-# Bytes of the file head needed to sniff every supported type (WebP needs 12).
-SNIFF_BYTES = 64
+# Bytes of the file head read to sniff its type: PDF readers accept junk before `%PDF-` within
+# the first 1024 bytes, and so does pipeline.pdf.sniff_type.
+SNIFF_BYTES = 1024
 # Documents still able to take page work.
 ACTIVE_STATES = (DocumentStatus.QUEUED, DocumentStatus.EXTRACTING, DocumentStatus.PROCESSING_CHUNKS)
 
