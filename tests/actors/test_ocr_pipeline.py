@@ -28,10 +28,22 @@ async def _ingest(ctx: Context, data: bytes, filename: str = "doc.pdf", **kwargs
     return doc.id
 
 
+@pytest.fixture(params=["local", "s3"])
+def storage_settings(request: pytest.FixtureRequest, pipeline_settings: Settings) -> Settings:
+    """The test's settings with local-directory storage, or with a fresh bucket on the S3 server."""
+    if request.param == "local":
+        return pipeline_settings
+    s3: Settings = request.getfixturevalue("s3_settings")
+    fields = ("s3_endpoint_url", "s3_region", "s3_access_key_id", "s3_secret_access_key", "s3_bucket")
+    return pipeline_settings.model_copy(update={f: getattr(s3, f) for f in fields})
+
+
 def test_multipage_pdf_completes_with_pages_in_order(
-    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+    broker: RedisBroker, start_worker: Callable[..., Worker], storage_settings: Settings
 ) -> None:
     from actors.ocr import ocr_document
+
+    pipeline_settings = storage_settings
 
     plain = pages.text_page(pages.PARAGRAPH_A)
     columns = pages.two_column_page(pages.LEFT_COLUMN, pages.RIGHT_COLUMN)
@@ -41,10 +53,11 @@ def test_multipage_pdf_completes_with_pages_in_order(
         "\n".join(pages.LEFT_COLUMN + pages.RIGHT_COLUMN),
         "\n".join(pages.PARAGRAPH_B),
     ]
-    start_worker()
+    start_worker(pipeline_settings)
 
     async def scenario() -> None:
         ctx = await Context.open(pipeline_settings)
+        assert ctx.settings.uses_s3 == (pipeline_settings.s3_bucket is not None)
         try:
             doc_id = await _ingest(ctx, pages.pdf_bytes([plain, columns, turned]))
             with capture_logs() as logs:
