@@ -1,0 +1,78 @@
+"""`pagemill ocr` on a fresh machine: embedded Redis and PostgreSQL, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from tests import pages
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "pagemill" / "samples" / "sample.pdf"
+SAMPLE_PAGE_1 = [
+    "pagemill sample document",
+    "This page was rendered from text, saved as a PDF,",
+    "and is read back by the OCR pipeline: each page is",
+    "rendered, turned upright, recognised and put in",
+    "reading order before the pages are aggregated.",
+]
+# Variables that would point the CLI at real servers instead of the embedded ones.
+SERVER_VARS = ("REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL", "S3_BUCKET")
+
+
+def _embedded_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SERVER_VARS}
+    env.update(PAGEMILL_DATA_DIR=str(data_dir), PAGEMILL_OCR_THREADS="1", PYTHONPATH=str(ROOT))
+    return env
+
+
+def _processes_using(path: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if str(path) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(f"{proc.pid}: {cmdline}")
+    return found
+
+
+def test_ocr_sample_in_embedded_mode_prints_text_and_leaves_nothing_running(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    tmp_before = {p.name for p in Path("/tmp").glob("pagemill-*")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pagemill.cli", "ocr", str(SAMPLE)],
+        env=_embedded_env(data_dir), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    page_texts = result.stdout.split("\f")
+    assert len(page_texts) == 2
+    assert pages.cer(page_texts[0], "\n".join(SAMPLE_PAGE_1)) < 0.05, page_texts[0]
+    assert pages.cer(page_texts[1], "\n".join(pages.LEFT_COLUMN + pages.RIGHT_COLUMN)) < 0.05, page_texts[1]
+    assert _processes_using(data_dir) == []
+    assert {p.name for p in Path("/tmp").glob("pagemill-*")} <= tmp_before
+    assert (data_dir / "postgres").is_dir()  # the job store persists between runs
+
+
+def test_ocr_json_to_out_dir_and_failure_exit_code(tmp_path: Path) -> None:
+    good = pages.write_pdf(tmp_path / "letter.pdf", [pages.text_page(pages.PARAGRAPH_A)])
+    bad = tmp_path / "notes.pdf"
+    bad.write_text("this is not a PDF at all")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "pagemill.cli", "ocr", str(good), str(bad), "--out", str(out), "--format", "json"],
+        env=_embedded_env(tmp_path / "data"), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "notes.pdf" in result.stderr and "text" in result.stderr.lower()
+    import json
+
+    data = json.loads((out / "letter.json").read_text())
+    assert data["status"] == "completed" and data["page_count"] == 1
+    assert pages.cer(data["pages"][0]["text"], "\n".join(pages.PARAGRAPH_A)) < 0.05
+    assert not (out / "notes.json").exists()
