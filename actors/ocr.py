@@ -45,7 +45,7 @@ async def _start(
     min_confidence: float | None,
     dpi: int | None,
     options: dict[str, Any],
-) -> dict[str, Any]:
+) -> None:
     ctx = await runtime.context()
     if document_id is not None:
         doc_id = documents.parse_document_id(document_id)
@@ -62,7 +62,6 @@ async def _start(
     if pages:
         group = dramatiq.group(ocr_page.message(document_id=str(doc_id), page_no=n) for n in pages)
         await asyncio.to_thread(group.run)
-    return {"document_id": str(doc_id), "pages_sent": len(pages)}
 
 
 @dramatiq.actor(actor_name="tasks.ocr_document", queue_name=OCR_QUEUE, throws=PERMANENT)
@@ -73,9 +72,9 @@ async def ocr_document(
     min_confidence: float | None = None,
     dpi: int | None = None,
     **options: Any,
-) -> dict[str, Any]:
+) -> None:
     """Split a document into pages and fan out one ``tasks.ocr_page`` per page."""
-    return await _start(
+    await _start(
         document_id, storage_key, require_pdf=False, lang_hints=lang_hints,
         min_confidence=min_confidence, dpi=dpi, options=options,
     )  # fmt: skip
@@ -89,9 +88,9 @@ async def ocr_pdf_document(
     min_confidence: float | None = None,
     dpi: int | None = None,
     **options: Any,
-) -> dict[str, Any]:
+) -> None:
     """Like ``tasks.ocr_document`` but refuses anything that is not a PDF."""
-    return await _start(
+    await _start(
         document_id, storage_key, require_pdf=True, lang_hints=lang_hints,
         min_confidence=min_confidence, dpi=dpi, options=options,
     )  # fmt: skip

@@ -38,6 +38,7 @@ def setup_logging(*, level: str = "INFO", fmt: Literal["auto", "json", "console"
         structlog.stdlib.ProcessorFormatter(processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
                                             foreign_pre_chain=shared)
     )
+    handler.setLevel(level.upper())  # libraries that set their own logger level to INFO still obey ours
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
