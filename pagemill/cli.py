@@ -149,6 +149,75 @@ def ocr(files: tuple[Path, ...], out_dir: Path | None, fmt: str, langs: tuple[st
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--ocr-processes", default=1, show_default=True, help="OCR worker processes (one per core at most).")
+@click.option("--no-clock", is_flag=True, help="Do not run the periodic maintenance scheduler.")
+def serve(host: str, port: int, ocr_processes: int, no_clock: bool) -> None:
+    """Run the API, one worker per queue and the scheduler on this machine (embedded servers if none)."""
+    from pagemill import serve as serving
+    from pagemill.embedded import embedded_services
+
+    settings = Settings()
+    with embedded_services(settings) as live:
+        types = serving.process_types(live, host=host, port=port, ocr_processes=ocr_processes, with_clock=not no_clock)
+        err.print(f"pagemill on http://{host}:{port} (Ctrl-C stops everything)")
+        code = serving.run(live, types, echo=err.print)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("document_id")
+def status(document_id: str) -> None:
+    """Show a document's status, progress and errors."""
+    from pipeline.jobs import JobStore, PageStatus
+
+    with _runtime(Settings(), worker=False, threads=0) as live:
+
+        async def show() -> int:
+            store = await JobStore.connect(live.database_url.get_secret_value(), schema=live.db_schema)  # type: ignore[union-attr]
+            try:
+                doc = await store.get_document(document_id)
+                counts = await store.page_counts(doc.id)
+                pages = await store.list_pages(doc.id)
+            except PagemillError as exc:
+                err.print(f"[red]{exc.reason}[/red]")
+                return 1
+            finally:
+                await store.aclose()
+            click.echo(f"{doc.id}  {doc.filename or ''}  {doc.status.value}")
+            click.echo(f"pages: {doc.pages_finished}/{doc.page_count or '?'} finished  "
+                       + "  ".join(f"{s.value}={n}" for s, n in counts.items() if n))
+            for page in pages:
+                if page.status is PageStatus.FAILED:
+                    click.echo(f"  page {page.page_no}: {page.error}")
+            if doc.error:
+                click.echo(f"error: {doc.error}")
+            return 0
+
+        sys.exit(asyncio.run(show()))
+
+
+@main.command()
+def doctor() -> None:
+    """Check Redis, PostgreSQL, storage and the OCR engine; say how to fix what is missing."""
+    from pagemill.doctor import run_checks
+
+    try:
+        settings = Settings()
+    except ValueError as exc:  # a bad variable stops here, naming it
+        err.print(f"[red]configuration: {exc}[/red]")
+        sys.exit(1)
+    checks = run_checks(settings)
+    for check in checks:
+        mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+        err.print(f"{mark} {check.name:<12} {check.detail}")
+        if not check.ok and check.fix:
+            err.print(f"       fix: {check.fix}")
+    sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+@main.command()
 def migrate() -> None:
     """Apply the job store's schema migrations."""
     from pipeline.jobs import JobStore
