@@ -20,6 +20,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from periodiq import PeriodiqMiddleware
+
 from actors.middleware import LogContext, ProcessResources
 from pipeline.errors import PagemillError
 from pipeline.settings import Settings
@@ -56,6 +58,8 @@ def build_broker(settings: Settings) -> RedisBroker:
             min_backoff=settings.min_backoff_ms,
             max_backoff=settings.max_backoff_ms,
         ),
+        # Accepts the `periodic` actor option; skips scheduled messages that waited too long.
+        PeriodiqMiddleware(skip_delay=60),
     ]
     return RedisBroker(
         url=settings.redis_url,

@@ -35,7 +35,8 @@ def process_types(settings: Settings, *, host: str, port: int, ocr_processes: in
         ProcessType("web", [py, "-m", "uvicorn", "web.app:create_app", "--factory", "--host", host, "--port", str(port)]),
         ProcessType("ocr", [py, "-m", "dramatiq", "actors.ocr", "actors.llm", "--queues", settings.ocr_queue,
                             "--processes", str(ocr_processes), "--threads", "1"]),
-        ProcessType("default", [py, "-m", "dramatiq", "actors.llm", "actors.ocr", "--queues", settings.default_queue,
+        ProcessType("default", [py, "-m", "dramatiq", "actors.llm", "actors.ocr", "actors.maintenance",
+                                "--queues", settings.default_queue,
                                 "--processes", "1", "--threads", "4"]),
     ]
     if with_clock:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from pipeline import migrations
-from pipeline.errors import NotFoundError
+from pipeline.errors import ConflictError, NotFoundError
 
 # Statement timeout for every job-store query, milliseconds: a stuck lock fails loudly.
 STATEMENT_TIMEOUT_MS = 30_000
@@ -411,3 +411,57 @@ class JobStore:
         counts = {s: 0 for s in PageStatus}
         counts.update({PageStatus(r["status"]): r["n"] for r in rows})
         return counts
+
+    # --- reprocessing ------------------------------------------------------------------------------
+    async def reset_pages(self, document_id: uuid.UUID, *, only_failed: bool) -> list[int]:
+        """Put a finished document back to ``queued``, its pages (all, or only failed/skipped) pending.
+
+        Returns the page numbers reset; the caller then sends ``tasks.ocr_document``, whose
+        ``start_pages`` returns every page still pending. ConflictError when the document is not
+        in a final state, or ``only_failed`` finds nothing to redo.
+        """
+        final = [s.value for s in FINAL_DOCUMENT_STATES]
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.fetchval("SELECT status FROM documents WHERE id = $1", document_id)
+            if status is None:
+                raise NotFoundError(f"no document with id {document_id}", document_id=str(document_id))
+            if status not in final:
+                raise ConflictError(
+                    f"document {document_id} is {status}; reprocess it once it has finished, or cancel it first",
+                    document_id=str(document_id),
+                )
+            # Pages are locked before the document row, the order finish_page uses, so a late
+            # result for a page of a cancelled document waits for this reset instead of deadlocking;
+            # it then finds the page pending and counts it again through the barrier.
+            reset = await conn.fetch(
+                """
+                UPDATE pages SET status = 'pending', attempts = 0, text = NULL, confidence = NULL,
+                       result = NULL, error = NULL, duration_ms = NULL, started_at = NULL, finished_at = NULL
+                 WHERE document_id = $1 AND status IN ('done', 'failed', 'skipped')
+                   AND (NOT $2 OR status <> 'done')
+                RETURNING page_no
+                """,
+                document_id, only_failed,
+            )  # fmt: skip
+            # The barrier counter must equal the number of final pages, whatever was reset.
+            row = await conn.fetchrow(
+                """
+                UPDATE documents SET status = 'queued', error = NULL, result_key = NULL, finished_at = NULL,
+                       updated_at = now(),
+                       pages_finished = (SELECT count(*) FROM pages
+                                          WHERE document_id = $1 AND status IN ('done', 'failed', 'skipped'))
+                 WHERE id = $1 AND status = ANY($2::text[])
+                RETURNING page_count, pages_finished
+                """,
+                document_id, final,
+            )  # fmt: skip
+            if row is None:
+                raise ConflictError(f"document {document_id} changed state during the reset; try again")
+            nothing_to_do = row["page_count"] is not None and row["pages_finished"] >= row["page_count"]
+            if only_failed and not reset and nothing_to_do:
+                # Raising rolls the status change back.
+                raise ConflictError(
+                    f"document {document_id} has no failed pages; reprocess without only_failed to redo every page",
+                    document_id=str(document_id),
+                )
+        return sorted(r["page_no"] for r in reset)

@@ -57,6 +57,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (document_id, page_no)
     );
     """,
+    # 2: the reaper's bookkeeping (how often work was re-sent, and when)
+    """
+    ALTER TABLE documents ADD COLUMN resends integer NOT NULL DEFAULT 0;
+    ALTER TABLE pages ADD COLUMN resends integer NOT NULL DEFAULT 0;
+    ALTER TABLE pages ADD COLUMN resent_at timestamptz;
+    CREATE INDEX pages_unfinished ON pages (document_id) WHERE status IN ('pending', 'running');
+    """,
 )
 
 

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1, validation_alias=_env("PAGEMILL_MAX_UPLOAD_BYTES"))
     max_pages: int = Field(2000, ge=1, validation_alias=_env("PAGEMILL_MAX_PAGES"))
     max_page_pixels: int = Field(60_000_000, ge=1, validation_alias=_env("PAGEMILL_MAX_PAGE_PIXELS"))
+    # The reaper re-sends work of documents silent for this long, seconds (> page time limit + heartbeat).
+    reaper_age_s: int = Field(900, ge=1, validation_alias=_env("PAGEMILL_REAPER_AGE_S"))
+    # ... at most this many times per page, then the page fails with a reason.
+    reaper_max_resends: int = Field(3, ge=0, validation_alias=_env("PAGEMILL_REAPER_MAX_RESENDS"))
     retention_days: int = Field(30, ge=0, validation_alias=_env("PAGEMILL_RETENTION_DAYS"))
     log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias=_env("PAGEMILL_LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("PAGEMILL_LOG_LEVEL"))

@@ -1,0 +1,34 @@
+"""Periodic maintenance on the default queue, scheduled by one `periodiq actors.maintenance` process.
+
+periodiq has no lock and fires once at start for the current minute, so every job here is
+safe to run at any time and twice at once (the reaper claims rows with SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import dramatiq
+from periodiq import cron
+
+from actors import runtime
+from actors.broker import current_settings, setup_broker
+from pipeline.maintenance import reap
+
+broker = setup_broker()
+import actors.ocr as ocr_actors  # noqa: E402 - the broker must exist before actors are declared
+
+DEFAULT_QUEUE = current_settings().default_queue
+
+
+@dramatiq.actor(actor_name="tasks.reap_lost_work", queue_name=DEFAULT_QUEUE, periodic=cron("*/5 * * * *"), max_retries=0)
+async def reap_lost_work() -> None:
+    """Re-send the messages of documents that went silent; fail pages lost too often."""
+    ctx = await runtime.context()
+    settings = ctx.settings
+    plan = await reap(ctx.store, age_s=settings.reaper_age_s, max_resends=settings.reaper_max_resends)
+    messages = [ocr_actors.ocr_document.message(document_id=str(d)) for d in plan.documents]
+    messages += [ocr_actors.ocr_page.message(document_id=str(d), page_no=n) for d, n in plan.pages]
+    messages += [ocr_actors.aggregate_document.message(document_id=str(d)) for d in plan.aggregations]
+    for message in messages:
+        await asyncio.to_thread(broker.enqueue, message)
