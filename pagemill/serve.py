@@ -52,6 +52,9 @@ def child_env(settings: Settings) -> dict[str, str]:
     if settings.database_url is not None:
         env["DATABASE_URL"] = settings.database_url.get_secret_value()
     env["PAGEMILL_DATA_DIR"] = str(settings.data_dir)
+    # One onnxruntime thread per OCR process, one page prefetched per thread: processes = cores.
+    env.setdefault("PAGEMILL_OCR_THREADS", "1")
+    env.setdefault("dramatiq_queue_prefetch", "1")
     return env
 
 
