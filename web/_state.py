@@ -1,0 +1,46 @@
+"""What the app holds for its lifetime (made once in the lifespan), and how routes reach it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from redis.asyncio import Redis
+from starlette.requests import Request
+
+from pipeline.context import Context
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:  # web.metrics reads AppState at request time
+    from web.metrics import Metrics
+
+# Sends tasks.ocr_document for a document; returns the Dramatiq message id.
+Enqueue = Callable[[uuid.UUID], Awaitable[str]]
+
+
+@dataclass(slots=True)
+class AppState:
+    """Per-process resources of the web app."""
+
+    settings: Settings
+    ctx: Context
+    redis: Redis
+    metrics: Metrics
+    enqueue: Enqueue
+
+
+def app_state(request: Request) -> AppState:
+    """The AppState of the app serving ``request``."""
+    state: AppState = request.app.state.pagemill
+    return state
+
+
+def links(document_id: uuid.UUID) -> dict[str, str]:
+    """URLs of everything a client can do with a document."""
+    base = f"/api/documents/{document_id}"
+    names = ("status", "progress", "text", "result.json", "events", "cancel", "reprocess")
+    out = {"self": base}
+    out.update({name.replace(".json", ""): f"{base}/{name}" for name in names})
+    return out

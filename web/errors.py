@@ -1,0 +1,100 @@
+"""HTTP errors: every failure becomes ``{"error": {"code", "message"}}`` with the right status.
+
+Pipeline errors already carry ``http_status`` and ``code`` (see ``pipeline.errors``); the few
+that only the web layer raises are added here:
+
+    PagemillError
+    ├── BadRequestError            a form field, query parameter or multipart body is wrong (400)
+    ├── UnauthorizedError          no API key sent                                         (401)
+    ├── ForbiddenError             an API key that is not configured                       (403)
+    ├── UnsupportedMediaTypeError  the request body is not multipart/form-data             (415)
+    └── ConflictError
+        └── NotReadyError          results asked for before the document has them          (409)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pipeline.errors import ConflictError, PagemillError, TransientError
+
+log = structlog.get_logger(__name__)
+
+# Seconds a client should wait before retrying after a 503.
+RETRY_AFTER_S = 5
+# Codes for Starlette's own HTTPExceptions (unknown route, wrong method).
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+class BadRequestError(PagemillError):
+    """A form field, query parameter or the multipart body is not what the API accepts."""
+
+    http_status = 400
+    code = "bad_request"
+
+
+class UnauthorizedError(PagemillError):
+    """The request carries no API key although keys are configured."""
+
+    http_status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(PagemillError):
+    """The API key sent is not one of the configured keys."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+class UnsupportedMediaTypeError(PagemillError):
+    """The upload is not sent as multipart/form-data."""
+
+    http_status = 415
+    code = "unsupported_media_type"
+
+
+class NotReadyError(ConflictError):
+    """Results were asked for before the document has them."""
+
+    code = "not_ready"
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON error body every endpoint answers with."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+async def pagemill_error_handler(request: Request, exc: Exception) -> Response:
+    """Map a PagemillError to its status and code (the one place this translation happens)."""
+    assert isinstance(exc, PagemillError)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, TransientError) else None
+    if exc.http_status >= 500:
+        log.warning("http.error", path=request.url.path, code=exc.code, reason=exc.reason)
+    return error_response(exc.http_status, exc.code, exc.reason, headers)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (unknown route, wrong method) in the same JSON shape."""
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if exc.status_code != 404 else f"no endpoint at {request.url.path}"
+    return error_response(exc.status_code, code, str(message), dict(exc.headers or {}) or None)
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: log it with its traceback, answer a generic 500."""
+    log.exception("http.unhandled", path=request.url.path, error=repr(exc))
+    return error_response(500, "internal_error", "the server failed to handle this request; see its logs")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    PagemillError: pagemill_error_handler,
+    HTTPException: http_error_handler,
+    Exception: internal_error_handler,
+}

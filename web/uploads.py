@@ -1,0 +1,273 @@
+"""``POST /api/documents``: stream a multipart upload to storage, record it, enqueue OCR.
+
+The file part goes from the socket through python-multipart straight into
+``pipeline.documents.ingest_upload`` (sniffed, hashed, size-limited, written to storage);
+nothing holds the whole file in memory. Like S3's browser POST uploads, form fields must come
+before the file part: the file is stored while it arrives, so options sent after it would
+come too late to validate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pipeline import documents, pdf
+from pipeline.errors import BadInputError, LimitExceededError, PagemillError, TransientError
+from pipeline.jobs import Document, DocumentStatus
+from pipeline.settings import Settings
+from web._multipart import Event, Field, FileEnd, FileStart, boundary_of, read_parts
+from web._state import AppState, app_state, links
+from web.errors import BadRequestError, UnsupportedMediaTypeError
+
+# Room for multipart framing and form fields on top of PAGEMILL_MAX_UPLOAD_BYTES, bytes: a
+# declared Content-Length beyond limit + this is refused before a byte is read.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+# The copy kept on local disk for the readability check is written in blocks of this size, bytes.
+TEE_BLOCK_BYTES = 1024 * 1024
+# LLM steps a client may ask for (run after OCR; see actors/llm.py).
+POSTPROCESS_STEPS = ("summary", "flashcards", "quiz", "diagnostics")
+# Render resolution bounds, dots per inch (same as PADDLEOCR_PDF_DPI).
+MIN_DPI, MAX_DPI = 36, 600
+MAX_LANG_HINTS = 8
+MAX_FILENAME_CHARS = 255
+_LANG = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True, slots=True)
+class UploadOptions:
+    """Validated form fields."""
+
+    lang_hints: tuple[str, ...] = ()
+    dpi: int | None = None
+    min_confidence: float | None = None
+    postprocess: tuple[str, ...] = ()
+
+
+def _listed(values: list[str]) -> list[str]:
+    # Both "a,b" and repeated fields (lang_hints=a&lang_hints=b) are accepted.
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _single(fields: dict[str, list[str]], name: str) -> str | None:
+    values = [v.strip() for v in fields.get(name, []) if v.strip()]
+    if len(values) > 1:
+        raise BadRequestError(f"form field {name!r} was sent {len(values)} times; send it once")
+    return values[0] if values else None
+
+
+def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
+    """Validate the optional form fields; BadRequestError names the first bad one."""
+    hints = [h.lower() for h in _listed(fields.get("lang_hints", []))]
+    for hint in hints:
+        if not _LANG.match(hint):
+            raise BadRequestError(f"lang_hints: {hint[:40]!r} is not a language code such as 'en' or 'french'")
+    if len(hints) > MAX_LANG_HINTS:
+        raise BadRequestError(f"lang_hints: at most {MAX_LANG_HINTS} languages, got {len(hints)}")
+    dpi = _single(fields, "dpi")
+    try:
+        dpi_value = None if dpi is None else int(dpi)
+    except ValueError:
+        raise BadRequestError(f"dpi: {dpi[:40]!r} is not a whole number; send e.g. 180") from None  # type: ignore[index]
+    if dpi_value is not None and not MIN_DPI <= dpi_value <= MAX_DPI:
+        raise BadRequestError(f"dpi: {dpi_value} is outside {MIN_DPI}..{MAX_DPI}")
+    conf = _single(fields, "min_confidence")
+    try:
+        conf_value = None if conf is None else float(conf)
+    except ValueError:
+        raise BadRequestError(f"min_confidence: {conf[:40]!r} is not a number; send e.g. 0.5") from None  # type: ignore[index]
+    if conf_value is not None and not 0.0 <= conf_value <= 1.0:  # also refuses nan
+        raise BadRequestError(f"min_confidence: {conf_value} is outside 0.0..1.0")
+    steps = _listed(fields.get("postprocess", []))
+    for step in steps:
+        if step not in POSTPROCESS_STEPS:
+            raise BadRequestError(f"postprocess: unknown step {step[:40]!r}; choose from {', '.join(POSTPROCESS_STEPS)}")
+    return UploadOptions(tuple(dict.fromkeys(hints)), dpi_value, conf_value, tuple(dict.fromkeys(steps)))
+
+
+def _check_declared_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return  # chunked: the limit is enforced while reading
+    try:
+        size = int(declared)
+    except ValueError:
+        raise BadRequestError(f"Content-Length {declared[:40]!r} is not a number") from None
+    if size > limit + FORM_OVERHEAD_BYTES:
+        raise LimitExceededError(
+            f"the upload is {size} bytes, more than the limit of {limit} bytes (PAGEMILL_MAX_UPLOAD_BYTES)"
+        )
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise BadRequestError("the client disconnected before the upload was complete") from None
+
+
+async def _file_bytes(parts: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+    """The file part's bytes; then the rest of the body, which must hold no further parts."""
+    async for event in parts:
+        if isinstance(event, FileEnd):
+            break
+        if isinstance(event, bytes):
+            yield event
+    # Read to the end before the caller commits the file, so a bad tail still refuses the upload.
+    async for event in parts:
+        if isinstance(event, Field):
+            raise BadRequestError(
+                f"form field {event.name!r} came after the file; send form fields before the file part"
+            )
+        if isinstance(event, FileStart):
+            raise BadRequestError("the form has more than one file; upload one document per request")
+
+
+async def _tee(chunks: AsyncIterator[bytes], path: Path) -> AsyncIterator[bytes]:
+    """Pass ``chunks`` on while copying them to ``path`` (local disk, for the readability check)."""
+    fh: IO[bytes] = await asyncio.to_thread(path.open, "wb")
+    block: list[bytes] = []
+    pending = 0
+    try:
+        async for chunk in chunks:
+            block.append(chunk)
+            pending += len(chunk)
+            if pending >= TEE_BLOCK_BYTES:
+                await asyncio.to_thread(fh.write, b"".join(block))
+                block, pending = [], 0
+            yield chunk
+        await asyncio.to_thread(fh.write, b"".join(block))
+    finally:
+        await asyncio.to_thread(fh.close)
+
+
+async def _check_readable(state: AppState, doc: Document, path: Path) -> None:
+    """Open the stored copy with pdfium/Pillow (headers only); refuse what cannot be read."""
+    s: Settings = state.settings
+    try:
+        await asyncio.to_thread(
+            pdf.inspect_document, path, max_pages=s.max_pages, max_page_pixels=s.max_page_pixels,
+            dpi=doc.dpi or s.pdf_dpi,
+        )  # fmt: skip
+    except BadInputError as exc:
+        # Keep the row as a record of the refused upload; drop the unusable bytes.
+        await state.ctx.store.set_status(doc.id, DocumentStatus.ERROR, error=exc.reason)
+        await state.ctx.storage.delete(doc.source_key)
+        raise
+
+
+def _filename(start: FileStart) -> str | None:
+    if not start.filename:
+        return None
+    # Old browsers send the client's full path (C:\...\scan.pdf); keep the last part.
+    return re.split(r"[\\/]", start.filename)[-1][:MAX_FILENAME_CHARS] or None
+
+
+async def _store(state: AppState, request: Request) -> Document:
+    """Stream the request into storage and insert the document row."""
+    boundary = boundary_of(request.headers.get("content-type", ""))
+    if boundary is None:
+        raise UnsupportedMediaTypeError(
+            "send the document as multipart/form-data with a file part (e.g. curl -F file=@scan.pdf)"
+        )
+    _check_declared_length(request, state.settings.max_upload_bytes)
+    tmp_dir = state.settings.data_dir / "uploads"
+    await asyncio.to_thread(tmp_dir.mkdir, parents=True, exist_ok=True)
+    tmp = tmp_dir / f"{uuid.uuid4().hex}.upload"
+    try:
+        async with aclosing(read_parts(_body(request), boundary)) as parts:
+            fields: dict[str, list[str]] = {}
+            start: FileStart | None = None
+            async for event in parts:
+                if isinstance(event, Field):
+                    fields.setdefault(event.name, []).append(event.value)
+                elif isinstance(event, FileStart):
+                    start = event
+                    break
+            if start is None:
+                raise BadRequestError("the form has no file part; send the document as a part named 'file'")
+            options = parse_options(fields)
+            async with aclosing(_tee(_file_bytes(parts), tmp)) as chunks:
+                doc = await documents.ingest_upload(
+                    state.ctx, chunks, filename=_filename(start), lang_hints=options.lang_hints,
+                    min_confidence=options.min_confidence, dpi=options.dpi,
+                    options={"postprocess": list(options.postprocess)} if options.postprocess else None,
+                )  # fmt: skip
+        await _check_readable(state, doc, tmp)
+    finally:
+        await asyncio.to_thread(tmp.unlink, missing_ok=True)
+    return doc
+
+
+async def upload(request: Request) -> Response:
+    """Upload a document (PDF or image) for OCR; answers at once, the work runs in workers.
+    ---
+    summary: Upload a document
+    tags: [documents]
+    requestBody:
+      required: true
+      content:
+        multipart/form-data:
+          schema:
+            type: object
+            required: [file]
+            properties:
+              lang_hints: {type: string, description: "comma list or repeated field, e.g. en,french"}
+              dpi: {type: integer, minimum: 36, maximum: 600}
+              min_confidence: {type: number, minimum: 0, maximum: 1}
+              postprocess: {type: string, description: "summary, flashcards, quiz, diagnostics"}
+              file: {type: string, format: binary, description: "must be the last part"}
+    responses:
+      "202": {description: "accepted: {id, status, links}"}
+      "400": {description: "a bad form field or no file part"}
+      "413": {description: "larger than PAGEMILL_MAX_UPLOAD_BYTES, or too many pages"}
+      "415": {description: "not a PDF or supported image, or not multipart/form-data"}
+      "422": {description: "a PDF or image that cannot be opened"}
+    """
+    state = app_state(request)
+    try:
+        doc = await _store(state, request)
+        task_id = await _enqueue(state, doc)
+    except PagemillError as exc:
+        state.metrics.uploads.labels(outcome=exc.code).inc()
+        raise
+    state.metrics.uploads.labels(outcome="accepted").inc()
+    state.metrics.upload_bytes.inc(doc.size_bytes or 0)
+    body = {
+        "id": str(doc.id),
+        "document_id": str(doc.id),  # seed clients read document_id and task_id
+        "task_id": task_id,
+        "filename": doc.filename,
+        "kind": doc.kind,
+        "size_bytes": doc.size_bytes,
+        "status": doc.status.value,
+        "links": links(doc.id),
+    }
+    return JSONResponse(body, status_code=202, headers={"Location": f"/api/documents/{doc.id}"})
+
+
+async def _enqueue(state: AppState, doc: Document) -> str:
+    try:
+        return await state.enqueue(doc.id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure leaves the same state behind
+        reason = f"the document was stored but could not be queued ({exc.__class__.__name__}: {exc})"
+        # Final state, so POST .../reprocess can send it again later.
+        await state.ctx.store.set_status(doc.id, DocumentStatus.ERROR, error=reason)
+        raise TransientError(f"{reason}; retry with POST /api/documents/{doc.id}/reprocess") from exc
+
+
+routes = [
+    Route("/api/documents", upload, methods=["POST"], name="upload"),
+    Route("/api/documents/upload", upload, methods=["POST"], name="upload_alias"),
+]
