@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import structlog
 from redis.asyncio import Redis
 from starlette.requests import Request
 
@@ -15,6 +16,8 @@ from pipeline.settings import Settings
 
 if TYPE_CHECKING:  # web.metrics reads AppState at request time
     from web.metrics import Metrics
+
+log = structlog.get_logger(__name__)
 
 # Sends tasks.ocr_document for a document; returns the Dramatiq message id.
 Enqueue = Callable[[uuid.UUID], Awaitable[str]]
@@ -44,3 +47,14 @@ def links(document_id: uuid.UUID) -> dict[str, str]:
     out = {"self": base}
     out.update({name.replace(".json", ""): f"{base}/{name}" for name in names})
     return out
+
+
+async def try_enqueue(state: AppState, document_id: uuid.UUID) -> str | None:
+    """Send tasks.ocr_document; None when the broker failed (the document stays ``queued``)."""
+    try:
+        return await state.enqueue(document_id)
+    except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the row is already committed
+        # The reaper re-sends documents left in `queued` (PAGEMILL_REAPER_AGE_S), so the upload
+        # is not lost; refusing it now would make clients upload it twice.
+        log.warning("document.enqueue_failed", document_id=str(document_id), error=repr(exc))
+        return None

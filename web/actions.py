@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from pipeline.errors import ConflictError
 from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus
-from web._state import app_state, links
+from web._state import app_state, links, try_enqueue
 from web.documents import document_id
 from web.errors import BadRequestError
 
@@ -62,7 +62,7 @@ async def reprocess(request: Request) -> Response:
     doc_id = document_id(request)
     only_failed = _flag(request, "only_failed")
     pages = await state.ctx.store.reset_pages(doc_id, only_failed=only_failed)
-    task_id = await state.enqueue(doc_id)
+    task_id = await try_enqueue(state, doc_id)
     body = {
         "id": str(doc_id),
         "status": DocumentStatus.QUEUED.value,

@@ -23,12 +23,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline import documents, pdf
-from pipeline.errors import BadInputError, LimitExceededError, PagemillError, TransientError
+from pipeline.errors import BadInputError, LimitExceededError, PagemillError
 from pipeline.jobs import Document, DocumentStatus
 from pipeline.settings import Settings
 from web._multipart import Event, Field, FileEnd, FileStart, boundary_of, read_parts
-from web._state import AppState, app_state, links
+from web._state import AppState, app_state, links, try_enqueue
 from web.errors import BadRequestError, UnsupportedMediaTypeError
+
+QUEUE_DELAYED_MESSAGE = "stored; the queue did not answer, so the reaper will send it shortly"
 
 # Room for multipart framing and form fields on top of PAGEMILL_MAX_UPLOAD_BYTES, bytes: a
 # declared Content-Length beyond limit + this is refused before a byte is read.
@@ -238,7 +240,7 @@ async def upload(request: Request) -> Response:
     state = app_state(request)
     try:
         doc = await _store(state, request)
-        task_id = await _enqueue(state, doc)
+        task_id = await try_enqueue(state, doc.id)
     except PagemillError as exc:
         state.metrics.uploads.labels(outcome=exc.code).inc()
         raise
@@ -252,19 +254,10 @@ async def upload(request: Request) -> Response:
         "kind": doc.kind,
         "size_bytes": doc.size_bytes,
         "status": doc.status.value,
+        "message": "queued for OCR" if task_id else QUEUE_DELAYED_MESSAGE,
         "links": links(doc.id),
     }
     return JSONResponse(body, status_code=202, headers={"Location": f"/api/documents/{doc.id}"})
-
-
-async def _enqueue(state: AppState, doc: Document) -> str:
-    try:
-        return await state.enqueue(doc.id)
-    except Exception as exc:  # noqa: BLE001 - any broker failure leaves the same state behind
-        reason = f"the document was stored but could not be queued ({exc.__class__.__name__}: {exc})"
-        # Final state, so POST .../reprocess can send it again later.
-        await state.ctx.store.set_status(doc.id, DocumentStatus.ERROR, error=reason)
-        raise TransientError(f"{reason}; retry with POST /api/documents/{doc.id}/reprocess") from exc
 
 
 routes = [
