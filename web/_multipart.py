@@ -9,7 +9,7 @@ chunk, so memory holds one network chunk (plus small form fields) at a time.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 
 from python_multipart.exceptions import MultipartParseError
@@ -107,12 +107,17 @@ class _Collector:
         if disposition != b"form-data" or b"name" not in params:
             raise BadRequestError("a form part has no Content-Disposition: form-data; name=...")
         self._name = params[b"name"].decode("utf-8", "replace")
-        # A part is a file when it says so with a filename (as browsers, curl -F and httpx do).
-        if b"filename" in params:
-            filename = params[b"filename"].decode("utf-8", "replace")
+        # A part is a file when it has a filename (browsers, curl -F name=@path, httpx) or is
+        # named "file" (curl -F "file=<path>" sends no filename): never buffered as a field.
+        if b"filename" in params or self._name == "file":
+            filename = params.get(b"filename", b"").decode("utf-8", "replace")
             content_type = self._headers.get(b"content-type")
             self._field = None
-            self.events.append(FileStart(self._name, filename or None, content_type.decode("latin-1") if content_type else None))
+            self.events.append(
+                FileStart(
+                    self._name, filename or None, content_type.decode("latin-1") if content_type else None
+                )
+            )
         else:
             self._field = bytearray()
 
@@ -139,7 +144,7 @@ class _Collector:
         self.ended = True
 
 
-async def read_parts(body: AsyncIterable[bytes], boundary: bytes) -> AsyncIterator[Event]:
+async def read_parts(body: AsyncIterable[bytes], boundary: bytes) -> AsyncGenerator[Event, None]:
     """Parse a multipart body as it arrives: fields whole, file parts as chunks."""
     collector = _Collector()
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
@@ -155,4 +160,6 @@ async def read_parts(body: AsyncIterable[bytes], boundary: bytes) -> AsyncIterat
     while collector.events:
         yield collector.events.popleft()
     if not collector.ended:
-        raise BadRequestError("the multipart body ended before its closing boundary; the upload was cut short")
+        raise BadRequestError(
+            "the multipart body ended before its closing boundary; the upload was cut short"
+        )

@@ -43,7 +43,9 @@ class LatencyBuckets:
     sum_ms: int
 
 
-async def page_states(pool: asyncpg.Pool, document_id: uuid.UUID, *, final_only: bool = False) -> list[PageState]:
+async def page_states(
+    pool: asyncpg.Pool, document_id: uuid.UUID, *, final_only: bool = False
+) -> list[PageState]:
     """Every page's state (or only finished pages), in page order."""
     rows = await pool.fetch(
         "SELECT page_no, status, error FROM pages WHERE document_id = $1 "

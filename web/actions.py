@@ -38,7 +38,9 @@ async def cancel(request: Request) -> Response:
     """
     store = app_state(request).ctx.store
     doc_id = document_id(request)
-    if not await store.set_status(doc_id, DocumentStatus.CANCELLED, expect=_ACTIVE_STATES, error="cancelled by request"):
+    if not await store.set_status(
+        doc_id, DocumentStatus.CANCELLED, expect=_ACTIVE_STATES, error="cancelled by request"
+    ):
         doc = await store.get_document(doc_id)  # raises 404 when it does not exist
         raise ConflictError(f"document {doc.id} has already finished ({doc.status.value}); nothing to cancel")
     return JSONResponse({"id": str(doc_id), "status": DocumentStatus.CANCELLED.value, "links": links(doc_id)})

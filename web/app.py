@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 
 from pipeline.context import Context
 from pipeline.errors import PagemillError
+from pipeline.logs import setup_logging
 from pipeline.settings import Settings
 from web import actions, documents, health, metrics, openapi, results, sse, uploads
 from web._state import AppState, Enqueue
@@ -78,7 +79,9 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     enqueue = _enqueuer(settings)
     ctx = await Context.open(settings)
     redis = Redis.from_url(settings.redis_url)
-    app.state.pagemill = AppState(settings=settings, ctx=ctx, redis=redis, metrics=app.state.metrics, enqueue=enqueue)
+    app.state.pagemill = AppState(
+        settings=settings, ctx=ctx, redis=redis, metrics=app.state.metrics, enqueue=enqueue
+    )
     try:
         yield
     finally:
@@ -87,8 +90,12 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the app; settings come from the environment unless given."""
-    settings = settings or Settings()
+    """Build the app; settings (and logging) come from the environment unless settings are given."""
+    if settings is None:
+        # The uvicorn factory path is this process's edge, so it configures logging; callers
+        # that pass settings (tests, `pagemill serve`, embedding) own their logging.
+        settings = Settings()
+        setup_logging(level=settings.log_level, fmt=settings.log_format)
     app = Starlette(
         routes=list(ROUTES),
         middleware=[Middleware(ApiKeyMiddleware, keys=settings.api_keys)],

@@ -24,6 +24,15 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 # States whose work is over and whose percentage is therefore 100.
 _DONE_STATES = (DocumentStatus.COMPLETED, DocumentStatus.PARTIAL_ERROR, DocumentStatus.ERROR)
+# Document states as the Celery task states seed clients read from ``/status``'s ``task``.
+TASK_STATES = {
+    DocumentStatus.PENDING: "PENDING",
+    DocumentStatus.QUEUED: "PENDING",
+    DocumentStatus.COMPLETED: "SUCCESS",
+    DocumentStatus.PARTIAL_ERROR: "SUCCESS",
+    DocumentStatus.ERROR: "FAILURE",
+    DocumentStatus.CANCELLED: "REVOKED",
+}
 # Page states as the seed's chunk states.
 CHUNK_STATES = {
     PageStatus.PENDING: "pending",
@@ -162,6 +171,12 @@ async def get_status(request: Request) -> Response:
             "progress_percentage": progress_percentage(doc),
             "page_count": doc.page_count,
             "pages_finished": doc.pages_finished,
+            # Seed clients read task.state; there is no Celery task, so it is derived from the status.
+            "task": {
+                "task_id": None,
+                "state": TASK_STATES.get(doc.status, "STARTED"),
+                "info": {"pages_finished": doc.pages_finished, "page_count": doc.page_count},
+            },
             "error_message": doc.error,
             "updated_at": doc.updated_at.isoformat(),
         }

@@ -65,7 +65,9 @@ class NotReadyError(ConflictError):
     code = "not_ready"
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The JSON error body every endpoint answers with."""
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 

@@ -55,7 +55,9 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot
-        up = GaugeMetricFamily("pagemill_source_up", "Whether the scrape could read this source", labels=["source"])
+        up = GaugeMetricFamily(
+            "pagemill_source_up", "Whether the scrape could read this source", labels=["source"]
+        )
         for source, ok in snap.up.items():
             up.add_metric([source], 1.0 if ok else 0.0)
         yield up
@@ -74,7 +76,9 @@ class _StateCollector(Collector):
                 queues.add_metric([queue, kind], count)
             yield queues
         if snap.latency is not None:
-            buckets = [(str(b), c) for b, c in zip(PAGE_LATENCY_BUCKETS_S, snap.latency.cumulative, strict=True)]
+            buckets = [
+                (str(b), c) for b, c in zip(PAGE_LATENCY_BUCKETS_S, snap.latency.cumulative, strict=True)
+            ]
             buckets.append(("+Inf", snap.latency.count))
             yield HistogramMetricFamily(
                 "pagemill_page_duration_seconds",
@@ -91,9 +95,14 @@ class Metrics:
         # A registry per app, not the global one, so several apps (tests) do not clash.
         self.registry = CollectorRegistry()
         self.uploads = Counter(
-            "pagemill_uploads", "Uploads by outcome: accepted, or the error code", ["outcome"], registry=self.registry
+            "pagemill_uploads",
+            "Uploads by outcome: accepted, or the error code",
+            ["outcome"],
+            registry=self.registry,
         )
-        self.upload_bytes = Counter("pagemill_upload_bytes", "Bytes of accepted uploads", registry=self.registry)
+        self.upload_bytes = Counter(
+            "pagemill_upload_bytes", "Bytes of accepted uploads", registry=self.registry
+        )
         self._state = _StateCollector()
         self.registry.register(self._state)
         self._lock = asyncio.Lock()
@@ -106,7 +115,9 @@ class Metrics:
             bounds_ms = [int(b * 1000) for b in PAGE_LATENCY_BUCKETS_S]
             try:
                 snap.documents, snap.latency = await asyncio.wait_for(
-                    asyncio.gather(_queries.documents_by_status(pool), _queries.page_latency(pool, bounds_ms)),
+                    asyncio.gather(
+                        _queries.documents_by_status(pool), _queries.page_latency(pool, bounds_ms)
+                    ),
                     SCRAPE_TIMEOUT_S,
                 )
                 snap.up["postgresql"] = True

@@ -77,5 +77,7 @@ async def get_result_json(request: Request) -> Response:
 
 routes = [
     Route("/api/documents/{document_id}/text", get_text, methods=["GET"], name="get_text"),
-    Route("/api/documents/{document_id}/result.json", get_result_json, methods=["GET"], name="get_result_json"),
+    Route(
+        "/api/documents/{document_id}/result.json", get_result_json, methods=["GET"], name="get_result_json"
+    ),
 ]

@@ -101,4 +101,3 @@ async def events(request: Request) -> Response:
 
 
 routes = [Route("/api/documents/{document_id}/events", events, methods=["GET"], name="events")]
-

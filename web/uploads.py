@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +73,9 @@ def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
     hints = [h.lower() for h in _listed(fields.get("lang_hints", []))]
     for hint in hints:
         if not _LANG.match(hint):
-            raise BadRequestError(f"lang_hints: {hint[:40]!r} is not a language code such as 'en' or 'french'")
+            raise BadRequestError(
+                f"lang_hints: {hint[:40]!r} is not a language code such as 'en' or 'french'"
+            )
     if len(hints) > MAX_LANG_HINTS:
         raise BadRequestError(f"lang_hints: at most {MAX_LANG_HINTS} languages, got {len(hints)}")
     dpi = _single(fields, "dpi")
@@ -93,7 +95,9 @@ def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
     steps = _listed(fields.get("postprocess", []))
     for step in steps:
         if step not in POSTPROCESS_STEPS:
-            raise BadRequestError(f"postprocess: unknown step {step[:40]!r}; choose from {', '.join(POSTPROCESS_STEPS)}")
+            raise BadRequestError(
+                f"postprocess: unknown step {step[:40]!r}; choose from {', '.join(POSTPROCESS_STEPS)}"
+            )
     return UploadOptions(tuple(dict.fromkeys(hints)), dpi_value, conf_value, tuple(dict.fromkeys(steps)))
 
 
@@ -111,7 +115,7 @@ def _check_declared_length(request: Request, limit: int) -> None:
         )
 
 
-async def _body(request: Request) -> AsyncIterator[bytes]:
+async def _body(request: Request) -> AsyncGenerator[bytes, None]:
     try:
         async for chunk in request.stream():
             yield chunk
@@ -119,7 +123,7 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
         raise BadRequestError("the client disconnected before the upload was complete") from None
 
 
-async def _file_bytes(parts: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+async def _file_bytes(parts: AsyncIterator[Event]) -> AsyncGenerator[bytes, None]:
     """The file part's bytes; then the rest of the body, which must hold no further parts."""
     async for event in parts:
         if isinstance(event, FileEnd):
@@ -136,7 +140,7 @@ async def _file_bytes(parts: AsyncIterator[Event]) -> AsyncIterator[bytes]:
             raise BadRequestError("the form has more than one file; upload one document per request")
 
 
-async def _tee(chunks: AsyncIterator[bytes], path: Path) -> AsyncIterator[bytes]:
+async def _tee(chunks: AsyncIterator[bytes], path: Path) -> AsyncGenerator[bytes, None]:
     """Pass ``chunks`` on while copying them to ``path`` (local disk, for the readability check)."""
     fh: IO[bytes] = await asyncio.to_thread(path.open, "wb")
     block: list[bytes] = []

@@ -82,7 +82,7 @@ def read_events(client: httpx.Client, url: str) -> list[tuple[str, dict[str, Any
             if line.startswith(":"):
                 continue
             field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
+            value = value.removeprefix(" ")
             if field == "event":
                 name = value
             elif field == "data":

@@ -16,7 +16,9 @@ def test_api_keys_are_required_when_configured(serve: Callable[..., str]) -> Non
         assert response.status_code == 401
         response = client.get("/api/documents", headers={"Authorization": "Bearer key-three"})
         assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
-        response = client.post("/api/documents", headers={"Authorization": "Bearer key-on"}, files={"file": b"x"})
+        response = client.post(
+            "/api/documents", headers={"Authorization": "Bearer key-on"}, files={"file": b"x"}
+        )
         assert response.status_code == 403
         for key in ("key-one", "key-two"):
             response = client.get("/api/documents", headers={"Authorization": f"Bearer {key}"})

@@ -22,6 +22,7 @@ def test_status_and_progress_of_a_queued_document_keep_the_seed_shapes(api: http
     status = api.get(f"/api/documents/{doc_id}/status").json()
     assert status["document_id"] == doc_id and status["status"] == "queued"
     assert status["progress_percentage"] == 0.0 and status["error_message"] is None and status["updated_at"]
+    assert status["task"]["state"] == "PENDING"
     progress = api.get(f"/api/documents/{doc_id}/progress").json()
     assert progress["status"] == "queued" and progress["chunk_details"] == {}
     assert progress["metadata"]["filename"] == "doc.pdf"

@@ -26,7 +26,9 @@ def test_upload_events_then_text(api: httpx.Client, start_worker: Callable[..., 
     names = [name for name, _ in events]
     assert names == ["page", "page", "end"], events
     assert sorted(data["page_no"] for name, data in events if name == "page") == [1, 2]
-    assert all(data["status"] == "done" and data["page_count"] == 2 for name, data in events if name == "page")
+    assert all(
+        data["status"] == "done" and data["page_count"] == 2 for name, data in events if name == "page"
+    )
     end = events[-1][1]
     assert end["status"] == "completed" and end["pages_finished"] == 2, end
 
@@ -44,8 +46,10 @@ def test_upload_events_then_text(api: httpx.Client, start_worker: Callable[..., 
     status = api.get(links["status"]).json()
     assert status["status"] == "completed" and status["progress_percentage"] == 100.0
     progress = api.get(links["progress"]).json()
-    assert progress["chunk_details"] == {"1": {"status": "completed", "error": None},
-                                         "2": {"status": "completed", "error": None}}
+    assert progress["chunk_details"] == {
+        "1": {"status": "completed", "error": None},
+        "2": {"status": "completed", "error": None},
+    }
     assert progress["real_time_progress"]["completed_chunks"] == 2
     assert "pagemill_page_duration_seconds_count 2.0" in api.get("/metrics").text
 

@@ -44,7 +44,9 @@ def _sample(text: str, name: str, labels: str = "") -> float:
     raise AssertionError(f"{prefix!r} not in metrics:\n{text}")
 
 
-def test_metrics_count_uploads_states_and_queues(api: httpx.Client, broker: RedisBroker, broker_settings: Settings) -> None:
+def test_metrics_count_uploads_states_and_queues(
+    api: httpx.Client, broker: RedisBroker, broker_settings: Settings
+) -> None:
     broker.flush_all()
     data = pages.pdf_bytes([pages.blank_page(255)])
     assert api.post("/api/documents", files={"file": ("a.pdf", data)}).status_code == 202
@@ -60,7 +62,9 @@ def test_metrics_count_uploads_states_and_queues(api: httpx.Client, broker: Redi
     ocr = broker_settings.ocr_queue
     assert _sample(text, "pagemill_queue_messages", f'kind="ready",queue="{ocr}"') == 1
     assert _sample(text, "pagemill_queue_messages", f'kind="delayed",queue="{ocr}"') == 0
-    assert _sample(text, "pagemill_queue_messages", f'kind="dead",queue="{broker_settings.default_queue}"') == 0
+    assert (
+        _sample(text, "pagemill_queue_messages", f'kind="dead",queue="{broker_settings.default_queue}"') == 0
+    )
     assert _sample(text, "pagemill_page_duration_seconds_count") == 0
     assert _sample(text, "pagemill_page_duration_seconds_bucket", 'le="+Inf"') == 0
     assert _sample(text, "pagemill_source_up", 'source="postgresql"') == 1

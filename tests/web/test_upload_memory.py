@@ -48,7 +48,10 @@ def _warm_up(client: httpx.Client) -> None:
     # Pools, imports and first-request allocations happen before the measurement.
     for _ in range(2):
         body = multipart(padded_pdf(2 * MIB))
-        assert client.post("/api/documents", content=body, headers={"content-type": MULTIPART_TYPE}).status_code == 202
+        assert (
+            client.post("/api/documents", content=body, headers={"content-type": MULTIPART_TYPE}).status_code
+            == 202
+        )
 
 
 def test_upload_over_the_limit_is_refused_without_buffering_it(serve: Callable[..., str]) -> None:
@@ -72,4 +75,6 @@ def test_large_upload_streams_to_storage(serve: Callable[..., str]) -> None:
         assert response.status_code == 202, response.text
         doc = client.get(response.json()["links"]["self"]).json()
     assert doc["size_bytes"] >= ACCEPTED_BODY - MIB and doc["status"] == "queued"
-    assert grown < ACCEPTED_GROWTH, f"RSS grew by {grown / MIB:.1f} MiB for a {ACCEPTED_BODY // MIB} MiB upload"
+    assert grown < ACCEPTED_GROWTH, (
+        f"RSS grew by {grown / MIB:.1f} MiB for a {ACCEPTED_BODY // MIB} MiB upload"
+    )

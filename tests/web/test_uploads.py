@@ -33,8 +33,14 @@ def _stored(settings: Settings, document_id: str) -> tuple[DocumentStatus, dict[
         ctx = await Context.open(settings, migrate=False)
         try:
             doc = await ctx.store.get_document(uuid.UUID(document_id))
-            fields = {"lang_hints": doc.lang_hints, "dpi": doc.dpi, "min_confidence": doc.min_confidence,
-                      "options": doc.options, "filename": doc.filename, "size_bytes": doc.size_bytes}
+            fields = {
+                "lang_hints": doc.lang_hints,
+                "dpi": doc.dpi,
+                "min_confidence": doc.min_confidence,
+                "options": doc.options,
+                "filename": doc.filename,
+                "size_bytes": doc.size_bytes,
+            }
             return doc.status, fields, await ctx.storage.exists(doc.source_key)
         finally:
             await ctx.aclose()
@@ -42,24 +48,46 @@ def _stored(settings: Settings, document_id: str) -> tuple[DocumentStatus, dict[
     return asyncio.run(read())
 
 
-def test_upload_stores_the_file_and_answers_202_with_links(api: httpx.Client, pipeline_settings: Settings) -> None:
+def test_upload_stores_the_file_and_answers_202_with_links(
+    api: httpx.Client, pipeline_settings: Settings
+) -> None:
     data = _two_page_pdf()
     response = api.post(
         "/api/documents",
-        data={"lang_hints": "en,french", "dpi": "200", "min_confidence": "0.6", "postprocess": ["summary", "quiz"]},
+        data={
+            "lang_hints": "en,french",
+            "dpi": "200",
+            "min_confidence": "0.6",
+            "postprocess": ["summary", "quiz"],
+        },
         files={"file": ("C:\\scans\\two.pdf", data, "application/pdf")},
     )
     assert response.status_code == 202, response.text
     body = response.json()
     doc_id = body["id"]
     assert body["status"] == "queued" and body["document_id"] == doc_id and body["task_id"]
-    assert set(body["links"]) == {"self", "status", "progress", "text", "result", "events", "cancel", "reprocess"}
+    assert set(body["links"]) == {
+        "self",
+        "status",
+        "progress",
+        "text",
+        "result",
+        "events",
+        "cancel",
+        "reprocess",
+    }
     assert body["links"]["events"] == f"/api/documents/{doc_id}/events"
     assert response.headers["location"] == f"/api/documents/{doc_id}"
     status, fields, exists = _stored(pipeline_settings, doc_id)
     assert status is DocumentStatus.QUEUED and exists
-    assert fields == {"lang_hints": ("en", "french"), "dpi": 200, "min_confidence": pytest.approx(0.6),
-                      "options": {"postprocess": ["summary", "quiz"]}, "filename": "two.pdf", "size_bytes": len(data)}
+    assert fields == {
+        "lang_hints": ("en", "french"),
+        "dpi": 200,
+        "min_confidence": pytest.approx(0.6),
+        "options": {"postprocess": ["summary", "quiz"]},
+        "filename": "two.pdf",
+        "size_bytes": len(data),
+    }
 
 
 def test_seed_upload_path_is_an_alias(api: httpx.Client) -> None:
@@ -84,6 +112,13 @@ def test_bad_field_is_400(api: httpx.Client, fields: dict[str, str], mentions: s
     assert mentions in _error(response, 400, "bad_request")
 
 
+def test_part_named_file_without_a_filename_is_the_file(api: httpx.Client) -> None:
+    data = _two_page_pdf()  # larger than a form field may be
+    response = api.post("/api/documents", files={"file": (None, data)})
+    assert response.status_code == 202, response.text
+    assert response.json()["size_bytes"] == len(data) and response.json()["filename"] is None
+
+
 def test_form_without_a_file_part_is_400(api: httpx.Client) -> None:
     response = api.post("/api/documents", data={"dpi": "200"}, files={"x": (None, "not a file")})
     assert "no file part" in _error(response, 400, "bad_request")
@@ -91,7 +126,8 @@ def test_form_without_a_file_part_is_400(api: httpx.Client) -> None:
 
 def test_field_after_the_file_is_400(api: httpx.Client) -> None:
     body = b"".join(multipart(iter([_two_page_pdf()]))).replace(
-        b"--\r\n", b'\r\nContent-Disposition: form-data; name="dpi"\r\n\r\n200\r\n--pagemill-test-boundary--\r\n'
+        b"--\r\n",
+        b'\r\nContent-Disposition: form-data; name="dpi"\r\n\r\n200\r\n--pagemill-test-boundary--\r\n',
     )
     response = api.post("/api/documents", content=body, headers={"content-type": MULTIPART_TYPE})
     assert "before the file" in _error(response, 400, "bad_request")
@@ -115,7 +151,9 @@ def test_body_that_is_not_multipart_is_415(api: httpx.Client) -> None:
     _error(response, 415, "unsupported_media_type")
 
 
-def test_pdf_that_pdfium_cannot_open_is_422_and_recorded(api: httpx.Client, pipeline_settings: Settings) -> None:
+def test_pdf_that_pdfium_cannot_open_is_422_and_recorded(
+    api: httpx.Client, pipeline_settings: Settings
+) -> None:
     broken = b"%PDF-1.7\n" + bytes(range(256)) * 40  # a PDF header, then no PDF structure at all
     response = api.post("/api/documents", files={"file": ("broken.pdf", broken)})
     _error(response, 422, "unreadable_document")
@@ -128,7 +166,9 @@ def test_pdf_that_pdfium_cannot_open_is_422_and_recorded(api: httpx.Client, pipe
 def test_declared_length_over_the_limit_is_413_before_reading(serve: Callable[..., str]) -> None:
     limit = 100_000
     with httpx.Client(base_url=serve(max_upload_bytes=limit), timeout=30) as client:
-        response = client.post("/api/documents", files={"file": ("big.pdf", b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024))})
+        response = client.post(
+            "/api/documents", files={"file": ("big.pdf", b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024))}
+        )
     assert "PAGEMILL_MAX_UPLOAD_BYTES" in _error(response, 413, "limit_exceeded")
 
 
