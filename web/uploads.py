@@ -30,8 +30,6 @@ from web._multipart import Event, Field, FileEnd, FileStart, boundary_of, read_p
 from web._state import AppState, app_state, links, try_enqueue
 from web.errors import BadRequestError, UnsupportedMediaTypeError
 
-QUEUE_DELAYED_MESSAGE = "stored; the queue did not answer, so the reaper will send it shortly"
-
 # Room for multipart framing and form fields on top of PAGEMILL_MAX_UPLOAD_BYTES, bytes: a
 # declared Content-Length beyond limit + this is refused before a byte is read.
 FORM_OVERHEAD_BYTES = 1024 * 1024
@@ -43,6 +41,8 @@ POSTPROCESS_STEPS = ("summary", "flashcards", "quiz", "diagnostics")
 MIN_DPI, MAX_DPI = 36, 600
 MAX_LANG_HINTS = 8
 MAX_FILENAME_CHARS = 255
+# Answer when the row is stored but the broker failed (the reaper sends queued documents later).
+QUEUE_DELAYED_MESSAGE = "stored; the queue did not answer, so the reaper will send it shortly"
 _LANG = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 

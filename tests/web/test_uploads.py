@@ -13,7 +13,9 @@ from pipeline.context import Context
 from pipeline.jobs import DocumentStatus
 from pipeline.settings import Settings
 from tests import pages
+from tests.web.conftest import ServerThread
 from tests.web.helpers import MULTIPART_TYPE, multipart, padded_pdf
+from web.app import create_app
 
 
 def _two_page_pdf() -> bytes:
@@ -190,3 +192,23 @@ def test_too_many_pages_is_413(serve: Callable[..., str]) -> None:
     with httpx.Client(base_url=serve(max_pages=1), timeout=30) as client:
         response = client.post("/api/documents", files={"file": ("two.pdf", _two_page_pdf())})
     assert "PAGEMILL_MAX_PAGES" in _error(response, 413, "limit_exceeded")
+
+
+def test_upload_stays_queued_when_the_broker_fails(web_settings: Callable[..., Settings]) -> None:
+    app = create_app(web_settings())
+    server = ServerThread(app)
+    server.start()
+    try:
+
+        async def broken(document_id: uuid.UUID) -> str:
+            raise ConnectionError("redis is down")
+
+        app.state.pagemill.enqueue = broken
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            response = client.post("/api/documents", files={"file": ("a.pdf", _two_page_pdf())})
+            assert response.status_code == 202, response.text
+            body = response.json()
+            assert body["task_id"] is None and "reaper" in body["message"]
+            assert client.get(body["links"]["status"]).json()["status"] == "queued"
+    finally:
+        server.stop()
