@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from pipeline.errors import NotFoundError
 from web import _queries
 from web._state import AppState, app_state, links
 from web.documents import document_id
@@ -46,7 +45,11 @@ async def _events(state: AppState, doc_id: uuid.UUID) -> AsyncIterator[str]:
     while True:
         tick = await _queries.document_tick(pool, doc_id)
         if tick is None:
-            raise NotFoundError(f"document {doc_id} was deleted", document_id=str(doc_id))
+            # Deleted mid-stream (retention purge): the headers are sent, so say it as an event.
+            yield _event(
+                "end", {"document_id": str(doc_id), "status": "deleted", "error": "the document was deleted"}
+            )
+            return
         # Pages are read after the document, so a final document's pages are all visible here.
         if last is None or (tick.pages_finished, tick.status) != (last.pages_finished, last.status):
             for page in await _queries.page_states(pool, doc_id, final_only=True):
