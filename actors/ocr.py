@@ -16,6 +16,7 @@ from dramatiq.middleware import CurrentMessage
 
 from actors import runtime
 from actors.broker import current_settings, setup_broker
+from actors.celery import document_finished
 from pipeline import documents
 from pipeline.errors import BadInputError, NotFoundError, PagemillError
 
@@ -154,4 +155,5 @@ async def ocr_page_exhausted(message_data: dict[str, Any], retry_info: dict[str,
 async def aggregate_document(document_id: str) -> None:
     """Write the document's text and JSON and set its final status."""
     ctx = await runtime.context()
-    await documents.finish_document(ctx, documents.parse_document_id(document_id))
+    result = await documents.finish_document(ctx, documents.parse_document_id(document_id))
+    await asyncio.to_thread(document_finished, document_id, result)  # Celery result, if it came via the bridge
