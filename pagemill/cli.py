@@ -217,6 +217,18 @@ def doctor() -> None:
     sys.exit(0 if all(c.ok for c in checks) else 1)
 
 
+@main.command("celery-bridge")
+@click.option("--queues", default=None, help="Comma-separated Celery queues [default: CELERY_OCR_QUEUE,CELERY_DEFAULT_QUEUE].")
+@click.option("--name", default="default", show_default=True, help="Stable, unique per running bridge: names its processing list.")
+@click.option("--import", "modules", multiple=True, help="Extra module declaring actors (repeatable).")
+def celery_bridge(queues: str | None, name: str, modules: tuple[str, ...]) -> None:
+    """Run Celery producers' tasks on pagemill: Redis queue lists -> Dramatiq actors, Celery results."""
+    from actors.celery import run_bridge
+
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    run_bridge(Settings(), queues=names, name=name, modules=("actors.ocr", "actors.llm", *modules))
+
+
 @main.command()
 def migrate() -> None:
     """Apply the job store's schema migrations."""
