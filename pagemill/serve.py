@@ -82,7 +82,10 @@ def run(settings: Settings, types: list[ProcessType], *, echo: object = print) -
     finally:
         for p in children.values():
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
+                # The leader only: dramatiq's main process forwards SIGTERM to its workers, and a
+                # worker that gets a second SIGTERM calls sys.exit() mid-shutdown and hangs on its
+                # non-daemon threads (dramatiq 2.2 cli.worker_process.termhandler).
+                p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for p in children.values():
             try:

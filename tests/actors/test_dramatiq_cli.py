@@ -71,7 +71,8 @@ def test_dramatiq_cli_worker_processes_a_document_and_stops_on_sigterm(
 
             asyncio.run(scenario())
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
+            # Like a process manager: SIGTERM to dramatiq's main process, which forwards it.
+            proc.send_signal(signal.SIGTERM)
             rc = proc.wait(timeout=60)
     assert rc == 0
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
