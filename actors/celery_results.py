@@ -142,19 +142,24 @@ def _results_url() -> str:
     return url
 
 
+def document_payload(document_id: uuid.UUID | str, result: Any) -> dict[str, Any]:
+    """What a Celery ``tasks.ocr_document`` call returns: the aggregated document's text and status."""
+    return {"document_id": str(document_id), "status": getattr(result.status, "value", str(result.status)),
+            "error": result.error, "page_count": result.data.get("page_count"), "text": result.text}
+
+
 def document_finished(document_id: uuid.UUID | str, result: Any) -> None:
     """Write the Celery results waiting on an aggregated document (``DocumentResult`` or None)."""
     if result is None:
         return  # duplicate aggregation: the first one wrote the result
     writer = writer_for(_results_url())
-    status = getattr(result.status, "value", str(result.status))
+    payload = document_payload(document_id, result)
     for task_id in writer.take_watchers(str(document_id)):
-        if status == "error":
+        if payload["status"] == "error":  # every page failed: the producer gets an exception
             writer.failure(task_id, "PagemillError", result.error or "every page failed",
                            exc_module="pipeline.errors")
         else:
-            writer.success(task_id, {"document_id": str(document_id), "status": status, "error": result.error,
-                                     "page_count": result.data.get("page_count"), "text": result.text})
+            writer.success(task_id, payload)
 
 
 class CeleryResults(Middleware):
