@@ -1,0 +1,82 @@
+"""OCR through Celery: the result is the aggregated document, written when aggregation finishes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery
+
+from pipeline.context import Context
+from pipeline.settings import Settings
+from tests import pages
+from tests.celery.conftest import RESULT_TIMEOUT_S
+
+# The highest character error rate accepted on our clean rendered pages.
+MAX_CER = 0.05
+# OCR on two shared cores takes a few seconds per page, seconds.
+OCR_TIMEOUT_S = 180
+
+
+def _store(settings: Settings, key: str, data: bytes) -> None:
+    async def put() -> None:
+        ctx = await Context.open(settings)
+        try:
+            await ctx.storage.put_bytes(key, data)
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(put())
+
+
+def _handler() -> Any:
+    from serverless_handler import handler
+
+    return handler
+
+
+def test_ocr_document_result_is_the_aggregated_document(
+    celery_app: Celery, pipeline_settings: Settings, start_worker: Callable[..., Any], start_bridge: Any
+) -> None:
+    lines = [pages.PARAGRAPH_A[:3], pages.PARAGRAPH_B[:3]]
+    _store(pipeline_settings, "uploads/two.pdf", pages.pdf_bytes([pages.text_page(part) for part in lines]))
+    start_worker()
+    start_bridge()
+    result = celery_app.send_task("tasks.ocr_document", kwargs={"storage_key": "uploads/two.pdf", "lang_hints": ["en"]})
+    value = result.get(timeout=OCR_TIMEOUT_S)
+    assert value["status"] == "completed" and value["page_count"] == 2
+    reference = "\n".join(lines[0] + lines[1])
+    assert pages.cer(value["text"], reference) <= MAX_CER, value["text"]
+    assert result.status == "SUCCESS"
+
+
+def test_ocr_document_result_is_not_written_at_fan_out(
+    celery_app: Celery, pipeline_settings: Settings, start_worker: Callable[..., Any], start_bridge: Any
+) -> None:
+    _store(pipeline_settings, "uploads/one.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A[:1])] * 3))
+    start_bridge()
+    start_worker(threads=1)
+    result = celery_app.send_task("tasks.ocr_document", kwargs={"storage_key": "uploads/one.pdf"})
+    seen = set()
+    deadline = time.monotonic() + OCR_TIMEOUT_S
+    while not result.ready() and time.monotonic() < deadline:
+        seen.add(result.status)
+        time.sleep(0.05)
+    assert seen <= {"PENDING"} and result.status == "SUCCESS"
+    assert result.get(timeout=RESULT_TIMEOUT_S)["page_count"] == 3
+
+
+def test_serverless_ocr_runs_the_document_inline(pipeline_settings: Settings, broker: Any) -> None:
+    from actors import runtime
+
+    _store(pipeline_settings, "uploads/inline.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_B[:3])]))
+    runtime.use_settings(pipeline_settings)
+    try:
+        answer = _handler()({"input": {"task": "tasks.ocr_document", "payload": {"storage_key": "uploads/inline.pdf"}}})
+    finally:
+        runtime.use_settings(None)
+    assert answer["status"] == "ok", answer
+    assert answer["result"]["status"] == "completed"
+    assert pages.cer(answer["result"]["text"], "\n".join(pages.PARAGRAPH_B[:3])) <= MAX_CER
