@@ -15,6 +15,8 @@ from structlog.testing import capture_logs
 from pipeline import documents
 from pipeline.context import Context
 from pipeline.jobs import DocumentStatus, PageStatus
+from pipeline.ocr.base import Image, PageResult
+from pipeline.ocr.onnx import OnnxEngine
 from pipeline.settings import Settings
 from tests import pages
 from tests.fixtures_workers import chunks_of, wait_for_document
@@ -245,3 +247,81 @@ def test_echo_smoke_task(broker: RedisBroker, start_worker: Callable[..., Worker
 
     assert echo.fn({"hello": "world"}) == {"hello": "world"}
     assert echo.fn(payload={"hello": "world"}) == {"hello": "world"}
+
+
+class CrashOnBlankPageEngine(OnnxEngine):
+    """The real onnx engine, except that it crashes on an all-black page, every time."""
+
+    name = "crash-on-blank"
+
+    def recognize(self, image: Image) -> PageResult:
+        if float(image.mean()) < 20:
+            raise RuntimeError("engine crashed: the page is solid black")
+        return super().recognize(image)
+
+
+def test_page_that_always_fails_gives_partial_error_and_keeps_other_pages(
+    broker: RedisBroker,
+    start_worker: Callable[..., Worker],
+    pipeline_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from actors.ocr import ocr_document
+    from pipeline.ocr import registry
+
+    monkeypatch.setitem(registry.ENGINES, "crash-on-blank", CrashOnBlankPageEngine.from_settings)
+    settings = pipeline_settings.model_copy(update={"ocr_engine": "crash-on-blank"})
+    start_worker(settings)
+
+    async def scenario() -> None:
+        ctx = await Context.open(settings)
+        try:
+            data = pages.pdf_bytes(
+                [pages.text_page(pages.PARAGRAPH_A), pages.blank_page(0), pages.text_page(pages.PARAGRAPH_B)]
+            )
+            doc_id = await _ingest(ctx, data)
+            ocr_document.send(document_id=str(doc_id))
+            doc = await wait_for_document(ctx, doc_id)
+            assert doc.status is DocumentStatus.PARTIAL_ERROR
+            assert doc.error and "page 2" in doc.error and "solid black" in doc.error
+            failed = await ctx.store.get_page(doc_id, 2)
+            assert failed.status is PageStatus.FAILED
+            assert failed.attempts == settings.max_retries + 1  # first try + 3 retries
+            assert "failed after 4 attempts" in (failed.error or "")
+            data_json = json.loads(await ctx.storage.get_bytes(documents.result_key(doc_id, "json")))
+            assert data_json["failed_pages"] == [{"page_no": 2, "status": "failed", "reason": failed.error}]
+            texts = [p["text"] for p in data_json["pages"]]
+            assert pages.cer(texts[0], "\n".join(pages.PARAGRAPH_A)) <= MAX_PAGE_CER
+            assert texts[1] == ""
+            assert pages.cer(texts[2], "\n".join(pages.PARAGRAPH_B)) <= MAX_PAGE_CER
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_document_whose_every_page_fails_is_an_error(
+    broker: RedisBroker,
+    start_worker: Callable[..., Worker],
+    pipeline_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from actors.ocr import ocr_document
+    from pipeline.ocr import registry
+
+    monkeypatch.setitem(registry.ENGINES, "crash-on-blank", CrashOnBlankPageEngine.from_settings)
+    settings = pipeline_settings.model_copy(update={"ocr_engine": "crash-on-blank"})
+    start_worker(settings)
+
+    async def scenario() -> None:
+        ctx = await Context.open(settings)
+        try:
+            doc_id = await _ingest(ctx, pages.pdf_bytes([pages.blank_page(0)] * 2))
+            ocr_document.send(document_id=str(doc_id))
+            doc = await wait_for_document(ctx, doc_id)
+            assert doc.status is DocumentStatus.ERROR
+            assert doc.error and doc.error.startswith("2 of 2 pages failed")
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
