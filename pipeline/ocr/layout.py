@@ -97,11 +97,18 @@ def order(rects: np.ndarray) -> list[int]:
 
 
 def merge_fragments(lines: Sequence[Line]) -> list[Line]:
-    """Join consecutive lines that sit on one printed row close together (detector splits)."""
+    """Join pieces of one printed line the detector split: same row, close, not across a gutter.
+
+    This must happen before ordering: a right-hand piece would otherwise be read after the
+    next (shorter) line, which lies wholly left of it.
+    """
+    column_gaps = gutters(bounds(lines))
     merged: list[Line] = []
-    for line in lines:
-        if merged and _same_row(merged[-1], line):
-            merged[-1] = _join(merged[-1], line)
+    for line in sorted(lines, key=lambda ln: min(x for x, _ in ln.box)):
+        for k, row in enumerate(merged):
+            if _same_row(row, line, column_gaps):
+                merged[k] = _join(row, line)
+                break
         else:
             merged.append(line)
     return merged
@@ -113,6 +120,7 @@ def reading_order(lines: Sequence[Line]) -> tuple[Line, ...]:
     Body text first (Breuel order), then floats (captions set across a column gutter), then
     the page footer: both would otherwise cut into the columns they sit beside.
     """
+    lines = merge_fragments(lines)
     rects = bounds(lines)
     footer = footer_lines(rects)
     floats = float_lines(rects, exclude=footer)
@@ -120,7 +128,7 @@ def reading_order(lines: Sequence[Line]) -> tuple[Line, ...]:
     sequence: list[int] = []
     for group in (body, sorted(floats), sorted(footer)):
         sequence += [group[k] for k in order(rects[group])]
-    return tuple(merge_fragments([lines[i] for i in sequence]))
+    return tuple(lines[i] for i in sequence)
 
 
 def footer_lines(rects: np.ndarray) -> set[int]:
@@ -143,14 +151,8 @@ def float_lines(rects: np.ndarray, *, exclude: set[int] = frozenset()) -> set[in
         return set()
     r = rects[keep]
     x0, y0, x1, y1 = (r[:, k] for k in range(4))
-    height = float(np.median(y1 - y0))
-    left, right = int(np.floor(x0.min())), int(np.ceil(x1.max()))
-    coverage = np.zeros(right - left + 1, dtype=np.float64)
-    for a, b, h in zip(x0, x1, y1 - y0, strict=True):
-        coverage[int(a) - left : int(b) - left + 1] += h
     floats: set[int] = set()
-    for g0, g1 in _gutters(coverage, min_width=GUTTER_MIN * height):
-        g0, g1 = g0 + left, g1 + left
+    for g0, g1 in gutters(r):
         spanning = (x0 < g0) & (x1 > g1)
         column_left, column_right = (x1 <= g0) & (x0 < g0), (x0 >= g1) & (x1 > g1)
         if not column_left.any() or not column_right.any():
@@ -164,8 +166,29 @@ def float_lines(rects: np.ndarray, *, exclude: set[int] = frozenset()) -> set[in
     return floats
 
 
-def _gutters(coverage: np.ndarray, *, min_width: float) -> list[tuple[int, int]]:
-    """x intervals (relative) where line coverage drops below a fraction of its typical level."""
+def gutters(rects: np.ndarray) -> list[tuple[float, float]]:
+    """x intervals between columns: line coverage (summed heights) drops below a fraction of usual."""
+    if len(rects) < 3:
+        return []
+    x0, x1, heights = rects[:, 0], rects[:, 2], rects[:, 3] - rects[:, 1]
+    left, right = int(np.floor(x0.min())), int(np.ceil(x1.max()))
+    coverage = np.zeros(right - left + 2, dtype=np.float64)
+    # Difference array: +h where a line starts, -h after it ends, then a running sum.
+    np.add.at(coverage, (x0 - left).astype(np.int64), heights)
+    np.add.at(coverage, (x1 - left).astype(np.int64) + 1, -heights)
+    coverage = np.cumsum(coverage)[:-1]
+    height = float(np.median(heights))
+    reach = int(3 * height)
+    found = []
+    for a, b in _low_runs(coverage, min_width=GUTTER_MIN * height):
+        # A gutter has columns, i.e. at least two stacked lines, on both sides.
+        if min(coverage[max(0, a - reach) : a].max(), coverage[b + 1 : b + 1 + reach].max()) >= 2 * height:
+            found.append((a + left, b + left))
+    return found
+
+
+def _low_runs(coverage: np.ndarray, *, min_width: float) -> list[tuple[int, int]]:
+    """Index intervals where coverage is low, at least ``min_width`` long, not at the edges."""
     typical = float(np.percentile(coverage[coverage > 0], 75)) if (coverage > 0).any() else 0.0
     low = coverage <= GUTTER_COVERAGE * typical
     out: list[tuple[int, int]] = []
@@ -180,12 +203,14 @@ def _gutters(coverage: np.ndarray, *, min_width: float) -> list[tuple[int, int]]
     return out
 
 
-def _same_row(a: Line, b: Line) -> bool:
+def _same_row(a: Line, b: Line, column_gaps: list[tuple[float, float]]) -> bool:
     (_ax0, ay0, ax1, ay1), (bx0, by0, _bx1, by1) = bounds([a, b])
     height = min(ay1 - ay0, by1 - by0)
     shared = min(ay1, by1) - max(ay0, by0)
     gap = bx0 - ax1
-    return bool(shared >= SAME_ROW * height and -0.5 * height <= gap <= MERGE_GAP * height)
+    if not (shared >= SAME_ROW * height and -0.5 * height <= gap <= MERGE_GAP * height):
+        return False
+    return not any(g0 < bx0 and g1 > ax1 for g0, g1 in column_gaps)
 
 
 def _join(a: Line, b: Line) -> Line:
