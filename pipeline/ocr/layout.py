@@ -179,7 +179,7 @@ def gutters(rects: np.ndarray) -> list[tuple[float, float]]:
     coverage = np.cumsum(coverage)[:-1]
     height = float(np.median(heights))
     reach = int(3 * height)
-    found = []
+    found: list[tuple[float, float]] = []
     for a, b in _low_runs(coverage, min_width=GUTTER_MIN * height):
         # A gutter has columns, i.e. at least two stacked lines, on both sides.
         if min(coverage[max(0, a - reach) : a].max(), coverage[b + 1 : b + 1 + reach].max()) >= 2 * height:
