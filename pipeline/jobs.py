@@ -103,6 +103,7 @@ class Page:
     result: dict[str, Any] | None
     error: str | None
     duration_ms: int | None
+    resends: int = 0  # times the reaper re-sent this page's message
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,7 @@ def _page(row: asyncpg.Record) -> Page:
         result=row["result"],
         error=row["error"],
         duration_ms=row["duration_ms"],
+        resends=row["resends"],
     )
 
 

@@ -43,6 +43,7 @@ def broker(broker_settings: Settings) -> Iterator[RedisBroker]:
 
     the_broker = setup_broker(broker_settings)
     import actors.llm  # noqa: F401 - declares the actors on the broker
+    import actors.maintenance  # noqa: F401
     import actors.ocr  # noqa: F401
 
     yield the_broker

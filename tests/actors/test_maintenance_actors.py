@@ -1,0 +1,54 @@
+"""The reaper recovers a document whose page messages were deleted from Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import dramatiq
+from dramatiq import Worker
+from dramatiq.brokers.redis import RedisBroker
+
+from pipeline import documents
+from pipeline.context import Context
+from pipeline.jobs import DocumentStatus
+from pipeline.settings import Settings
+from tests import pages
+from tests.fixtures_workers import chunks_of, wait_for_document
+
+
+def test_reaper_resends_page_messages_lost_from_redis(
+    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+) -> None:
+    from actors.maintenance import reap_lost_work
+    from actors.ocr import ocr_page
+
+    settings = pipeline_settings.model_copy(update={"reaper_age_s": 60})
+
+    async def scenario() -> None:
+        ctx = await Context.open(settings)
+        try:
+            data = pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A), pages.text_page(pages.PARAGRAPH_B)])
+            doc = await documents.ingest_upload(ctx, chunks_of(data), filename="lost.pdf")
+            # What tasks.ocr_document does, then the page messages vanish from Redis.
+            to_send = await documents.prepare_document(ctx, doc.id)
+            dramatiq.group(ocr_page.message(document_id=str(doc.id), page_no=n) for n in to_send).run()
+            assert broker.client.llen(f"{settings.redis_namespace}:{settings.ocr_queue}") == 2
+            broker.flush(settings.ocr_queue)
+            # Nothing happens until the reaper runs: the document is silent.
+            start_worker(settings)
+            await asyncio.sleep(1.0)
+            assert (await ctx.store.get_document(doc.id)).status is DocumentStatus.PROCESSING_CHUNKS
+            await ctx.store.pool.execute(
+                "UPDATE documents SET updated_at = now() - interval '5 minutes' WHERE id = $1", doc.id
+            )
+            reap_lost_work.send()
+            done = await wait_for_document(ctx, doc.id)
+            assert done.status is DocumentStatus.COMPLETED
+            text = (await ctx.storage.get_bytes(documents.result_key(doc.id, "txt"))).decode()
+            assert pages.cer(text.split("\f")[1], "\n".join(pages.PARAGRAPH_B)) < 0.05
+            assert [p.resends for p in await ctx.store.list_pages(doc.id)] == [1, 1]
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
