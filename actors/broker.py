@@ -19,7 +19,6 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-
 from periodiq import PeriodiqMiddleware
 
 from actors.middleware import LogContext, ProcessResources

@@ -16,7 +16,7 @@ from actors.broker import current_settings, setup_broker
 from pipeline.maintenance import reap
 
 broker = setup_broker()
-import actors.ocr as ocr_actors  # noqa: E402 - the broker must exist before actors are declared
+import actors.ocr as ocr_actors
 
 DEFAULT_QUEUE = current_settings().default_queue
 

@@ -33,8 +33,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import pdf  # noqa: E402
-from pipeline.settings import ExplicitSettings, Settings  # noqa: E402
+from pipeline import pdf
+from pipeline.settings import ExplicitSettings, Settings
 
 SCANS = ROOT / "tests" / "resources" / "ocr"
 RESULTS = ROOT / "benchmarks" / "results"

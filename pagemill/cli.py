@@ -15,7 +15,14 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from pipeline.errors import PagemillError
 from pipeline.settings import Settings
@@ -39,7 +46,7 @@ def _runtime(settings: Settings, *, worker: bool, threads: int) -> Iterator[Sett
         from actors.broker import setup_broker
 
         broker = setup_broker(live)
-        import actors.llm  # noqa: F401 - declares the actors
+        import actors.llm
         import actors.ocr  # noqa: F401
 
         if not worker:

@@ -115,7 +115,7 @@ def handler(event: dict[str, Any]) -> dict[str, Any]:
     except PagemillError as exc:
         log.warning("serverless.task_failed", task=task, reason=exc.reason)
         return {"status": "error", "error": exc.reason}
-    except Exception as exc:  # noqa: BLE001 - reported to the caller, never raised into RunPod
+    except Exception as exc:
         log.exception("serverless.task_crashed", task=task)
         return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
     return {"status": "ok", "result": result}

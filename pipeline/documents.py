@@ -25,7 +25,6 @@ from pipeline.aggregate import DocumentResult, aggregate_document, page_to_json
 from pipeline.context import Context
 from pipeline.errors import BadInputError, LimitExceededError, UnsupportedTypeError
 from pipeline.jobs import Document, DocumentStatus, PageOutcome, PageStatus
-from pipeline.jobs import parse_id as parse_document_id
 from pipeline.ocr import get_engine, recognize_page
 from pipeline.storage import fetch_cached
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -144,7 +145,7 @@ class Settings(BaseSettings):
         """The configured default OCR language(s)."""
         return tuple(part.strip() for part in self.ocr_lang.split(",") if part.strip())
 
-    def merge_languages(self, hints: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    def merge_languages(self, hints: Sequence[str] | None) -> tuple[str, ...]:
         """Task ``lang_hints`` first, then PADDLEOCR_LANG, without repeats."""
         merged: list[str] = []
         for lang in [*(hints or ()), *self.languages]:

@@ -42,8 +42,8 @@ def broker(broker_settings: Settings) -> Iterator[RedisBroker]:
     from actors.broker import setup_broker
 
     the_broker = setup_broker(broker_settings)
-    import actors.llm  # noqa: F401 - declares the actors on the broker
-    import actors.maintenance  # noqa: F401
+    import actors.llm
+    import actors.maintenance
     import actors.ocr  # noqa: F401
 
     yield the_broker

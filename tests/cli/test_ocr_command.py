@@ -48,7 +48,7 @@ def test_ocr_sample_in_embedded_mode_prints_text_and_leaves_nothing_running(tmp_
     data_dir = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, "-m", "pagemill.cli", "ocr", str(SAMPLE)],
-        env=_embedded_env(data_dir), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        check=False, env=_embedded_env(data_dir), capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     page_texts = result.stdout.split("\f")
@@ -68,7 +68,7 @@ def test_ocr_json_to_out_dir_and_failure_exit_code(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "pagemill.cli", "ocr", str(good), str(bad), "--out", str(out), "--format", "json"],
-        env=_embedded_env(tmp_path / "data"), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        check=False, env=_embedded_env(tmp_path / "data"), capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1
     assert "notes.pdf" in result.stderr and "text" in result.stderr.lower()
