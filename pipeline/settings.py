@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     det_model_dir: Path | None = Field(None, validation_alias=_env("PADDLEOCR_DET_MODEL_DIR"))
     rec_model_dir: Path | None = Field(None, validation_alias=_env("PADDLEOCR_REC_MODEL_DIR"))
     cls_model_dir: Path | None = Field(None, validation_alias=_env("PADDLEOCR_CLS_MODEL_DIR"))
-    # onnxruntime intra-op threads per worker process; 0 = cores / OCR worker processes.
+    # onnxruntime intra-op threads per worker process; 0 = every core this process may use, so set it
+    # when several OCR processes share a machine (processes x threads = cores).
     ocr_threads: int = Field(0, ge=0, validation_alias=_env("PAGEMILL_OCR_THREADS"))
 
     # --- S3-compatible storage (local directory when S3_BUCKET is unset) ---------------------
