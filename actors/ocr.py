@@ -18,7 +18,7 @@ from actors import runtime
 from actors.broker import current_settings, setup_broker
 from actors.celery import document_finished
 from pipeline import documents
-from pipeline.errors import BadInputError, NotFoundError, PagemillError
+from pipeline.errors import BadInputError, EngineUnavailableError, NotFoundError, PagemillError
 
 broker = setup_broker()
 _settings = current_settings()
@@ -29,7 +29,7 @@ OCR_QUEUE = _settings.ocr_queue
 # redelivered message finds the row it made the first time instead of making a second one.
 DOCUMENT_ID_NAMESPACE = uuid.UUID("6f1c3f64-5b7e-4d0a-9a53-4c1d2c8e7b10")
 # Errors that retrying cannot fix.
-PERMANENT = (BadInputError, NotFoundError)
+PERMANENT = (BadInputError, NotFoundError, EngineUnavailableError)
 
 
 def _message_id() -> str:
@@ -65,7 +65,12 @@ async def _start(
         await asyncio.to_thread(group.run)
 
 
-@dramatiq.actor(actor_name="tasks.ocr_document", queue_name=OCR_QUEUE, throws=PERMANENT)
+@dramatiq.actor(
+    actor_name="tasks.ocr_document",
+    queue_name=OCR_QUEUE,
+    throws=PERMANENT,
+    on_retry_exhausted="tasks.ocr_document_exhausted",
+)
 async def ocr_document(
     document_id: str | None = None,
     storage_key: str | None = None,
@@ -81,7 +86,12 @@ async def ocr_document(
     )  # fmt: skip
 
 
-@dramatiq.actor(actor_name="tasks.ocr_pdf_document", queue_name=OCR_QUEUE, throws=PERMANENT)
+@dramatiq.actor(
+    actor_name="tasks.ocr_pdf_document",
+    queue_name=OCR_QUEUE,
+    throws=PERMANENT,
+    on_retry_exhausted="tasks.ocr_document_exhausted",
+)
 async def ocr_pdf_document(
     document_id: str | None = None,
     storage_key: str | None = None,
@@ -142,13 +152,29 @@ async def ocr_page_exhausted(message_data: dict[str, Any], retry_info: dict[str,
         return  # a stand-alone page: nothing to record
     doc_id = documents.parse_document_id(kwargs["document_id"])
     page_no = int(kwargs.get("page_no", 1))
-    traceback = (message_data.get("options") or {}).get("traceback") or ""
-    last = traceback.strip().splitlines()[-1] if traceback.strip() else "unknown error"
-    reason = f"failed after {retry_info.get('retries', 0) + 1} attempts: {last}"
     ctx = await runtime.context()
-    outcome = await documents.record_page_failure(ctx, doc_id, page_no, reason)
+    outcome = await documents.record_page_failure(ctx, doc_id, page_no, _exhausted_reason(message_data, retry_info))
     if outcome.closed:
         await asyncio.to_thread(aggregate_document.send, document_id=str(doc_id))
+
+
+def _exhausted_reason(message_data: dict[str, Any], retry_info: dict[str, Any]) -> str:
+    """The last error of a message whose retries ran out, from the traceback Retries stored."""
+    traceback = ((message_data.get("options") or {}).get("traceback") or "").strip()
+    last = traceback.splitlines()[-1] if traceback else "unknown error"
+    return f"failed after {retry_info.get('retries', 0) + 1} attempts: {last}"
+
+
+@dramatiq.actor(actor_name="tasks.ocr_document_exhausted", queue_name=OCR_QUEUE, throws=PERMANENT)
+async def ocr_document_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """A document that could not be split after every retry: mark it ``error`` with the reason."""
+    kwargs = message_data.get("kwargs") or {}
+    if kwargs.get("document_id") is not None:
+        doc_id = documents.parse_document_id(kwargs["document_id"])
+    else:  # a storage_key message: the id derives from the message id, as in _start
+        doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, message_data["message_id"])
+    ctx = await runtime.context()
+    await documents.fail_document(ctx, doc_id, _exhausted_reason(message_data, retry_info))
 
 
 @dramatiq.actor(actor_name="tasks.aggregate_document", queue_name=OCR_QUEUE, throws=PERMANENT)

@@ -23,12 +23,21 @@ import structlog
 from pipeline import pdf
 from pipeline.aggregate import DocumentResult, aggregate_document, page_to_json
 from pipeline.context import Context
-from pipeline.errors import BadInputError, LimitExceededError, UnsupportedTypeError
-from pipeline.jobs import Document, DocumentStatus, PageOutcome, PageStatus
+from pipeline.errors import (
+    BadInputError,
+    EngineUnavailableError,
+    LimitExceededError,
+    NotFoundError,
+    UnsupportedTypeError,
+)
+from pipeline.jobs import Document, DocumentStatus, PageOutcome, PageStatus, parse_id
 from pipeline.ocr import get_engine, recognize_page
 from pipeline.storage import fetch_cached
 
 log = structlog.get_logger(__name__)
+
+# Messages carry ids as strings; callers parse them here (malformed ids are NotFoundError).
+parse_document_id = parse_id
 
 # Bytes of the file head read to sniff its type: PDF readers accept junk before `%PDF-` within
 # the first 1024 bytes, and so does pipeline.pdf.sniff_type.
@@ -189,11 +198,17 @@ async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf:
             max_page_pixels=settings.max_page_pixels,
             dpi=_dpi(ctx, doc),
         )
-    except BadInputError as exc:
+    except (BadInputError, NotFoundError) as exc:
+        # NotFoundError here: the source file was deleted from storage after upload.
         await ctx.store.set_status(doc.id, DocumentStatus.ERROR, expect=ACTIVE_STATES, error=exc.reason)
         log.warning("document.rejected", document_id=str(doc.id), reason=exc.reason)
         raise
-    engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(doc.lang_hints))
+    try:
+        engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(doc.lang_hints))
+    except EngineUnavailableError as exc:  # e.g. a language the engine cannot read: not worth retrying
+        await ctx.store.set_status(doc.id, DocumentStatus.ERROR, expect=ACTIVE_STATES, error=exc.reason)
+        log.warning("document.rejected", document_id=str(doc.id), reason=exc.reason)
+        raise
     pending = await ctx.store.start_pages(doc.id, kind=info.kind.value, page_count=info.page_count, engine=engine.name)
     log.info("document.split", document_id=str(doc.id), page_count=info.page_count, to_send=len(pending))
     return pending
@@ -272,6 +287,16 @@ async def ocr_standalone_page(
         tmp.unlink(missing_ok=True)
     return {"storage_key": storage_key, "page_no": page_no, "engine": engine.name, "text": result.text,
             **page_to_json(result)}
+
+
+async def fail_document(ctx: Context, document_id: uuid.UUID, reason: str) -> bool:
+    """Mark a document that never got split ``error`` with ``reason``; False if it had moved on."""
+    try:
+        changed = await ctx.store.set_status(document_id, DocumentStatus.ERROR, expect=ACTIVE_STATES[:2], error=reason)
+    except NotFoundError:
+        return False  # a storage_key message that failed before its row existed
+    log.warning("document.failed", document_id=str(document_id), reason=reason, changed=changed)
+    return changed
 
 
 async def record_page_failure(ctx: Context, document_id: uuid.UUID, page_no: int, reason: str) -> PageOutcome:

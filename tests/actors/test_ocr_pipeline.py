@@ -325,3 +325,50 @@ def test_document_whose_every_page_fails_is_an_error(
             await ctx.aclose()
 
     asyncio.run(scenario())
+
+
+class EngineThatWillNotLoad(OnnxEngine):
+    """An engine whose model load crashes with an unexpected error, every time."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, languages: tuple[str, ...]) -> OnnxEngine:
+        raise RuntimeError("model file is corrupt")
+
+
+@pytest.mark.parametrize("case", ["source-deleted", "unknown-language", "engine-crashes"])
+def test_document_that_cannot_start_ends_error_with_a_reason(
+    broker: RedisBroker,
+    start_worker: Callable[..., Worker],
+    pipeline_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    from actors.ocr import ocr_document
+    from pipeline.ocr import registry
+
+    monkeypatch.setitem(registry.ENGINES, "will-not-load", EngineThatWillNotLoad.from_settings)
+    settings = pipeline_settings
+    if case == "engine-crashes":
+        settings = pipeline_settings.model_copy(update={"ocr_engine": "will-not-load"})
+    start_worker(settings)
+    expected = {
+        "source-deleted": "nothing is stored under the key",
+        "unknown-language": "klingon",
+        "engine-crashes": "failed after 4 attempts: RuntimeError: model file is corrupt",
+    }[case]
+
+    async def scenario() -> None:
+        ctx = await Context.open(settings)
+        try:
+            hints = ["klingon"] if case == "unknown-language" else []
+            doc_id = await _ingest(ctx, pages.pdf_bytes([pages.text_page(["hello"])]), lang_hints=hints)
+            if case == "source-deleted":
+                await ctx.storage.delete((await ctx.store.get_document(doc_id)).source_key)
+            ocr_document.send(document_id=str(doc_id))
+            doc = await wait_for_document(ctx, doc_id)
+            assert doc.status is DocumentStatus.ERROR
+            assert doc.error and expected in doc.error, doc.error
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
