@@ -30,7 +30,14 @@ from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ActorNotFound
 
 from actors.broker import setup_broker
-from actors.celery_protocol import PRIORITY_SEP, PRIORITY_STEPS, CeleryTask, RefusedMessage, parse_message, priority_key
+from actors.celery_protocol import (
+    PRIORITY_SEP,
+    PRIORITY_STEPS,
+    CeleryTask,
+    RefusedMessage,
+    parse_message,
+    priority_key,
+)
 from actors.celery_results import DEFERRED_ACTORS, OPTION, ResultWriter, document_finished, ensure_middleware
 from pipeline.settings import Settings
 
@@ -67,8 +74,15 @@ return out
 class Bridge:
     """Moves Celery messages from Redis lists to Dramatiq, crash-safe; one per ``name`` at a time."""
 
-    def __init__(self, broker: RedisBroker, *, queues: Sequence[str], results_url: str, name: str = "default",
-                 batch: int = BATCH) -> None:
+    def __init__(
+        self,
+        broker: RedisBroker,
+        *,
+        queues: Sequence[str],
+        results_url: str,
+        name: str = "default",
+        batch: int = BATCH,
+    ) -> None:
         if not queues:
             raise ValueError("the bridge needs at least one Celery queue")
         self.broker = broker
@@ -90,8 +104,11 @@ class Bridge:
 
     def run(self) -> None:
         """Recover what a previous run left in the processing list, then bridge until stopped."""
-        log.info("celery_bridge.started", queues=sorted({k.split(PRIORITY_SEP)[0] for k in self.keys}),
-                 processing=self.processing)
+        log.info(
+            "celery_bridge.started",
+            queues=sorted({k.split(PRIORITY_SEP)[0] for k in self.keys}),
+            processing=self.processing,
+        )
         recovered = False
         while not self._stop.is_set():
             try:
@@ -107,7 +124,7 @@ class Bridge:
 
     def recover(self) -> int:
         """Dispatch the messages a crashed run moved but did not dispatch; returns how many."""
-        raws = self.client.lrange(self.processing, 0, -1)
+        raws: list[bytes] = self.client.lrange(self.processing, 0, -1)  # type: ignore[assignment]
         if raws:
             log.warning("celery_bridge.recovering", messages=len(raws))
             self.handle(list(reversed(raws)))  # LMOVE pushes left: the oldest is at the right
@@ -118,16 +135,24 @@ class Bridge:
         raws: list[bytes] = self._take(keys=[self.processing, *self.keys], args=[self.batch])
         if raws:
             return raws
-        raw = self.client.blmove(next(self._block_on), self.processing, IDLE_BLOCK_S, "RIGHT", "LEFT")
-        return [raw] if raw is not None else []
+        # Redis takes a fractional timeout (6.0+); redis-py's annotation says int.
+        timeout: Any = IDLE_BLOCK_S
+        raw = self.client.blmove(next(self._block_on), self.processing, timeout, "RIGHT", "LEFT")
+        return [raw] if isinstance(raw, bytes) else []
 
     def handle(self, raws: Iterable[bytes]) -> None:
-        """Dispatch or refuse each message, and drop it from the processing list in the same MULTI."""
+        """Dispatch or refuse the head of the processing list; drop it from there in the same MULTI."""
         sent: list[tuple[dramatiq.Message[Any], int | None]] = []
+        count = 0
         with self.client.pipeline(transaction=True) as pipe:
             for raw in raws:
+                count += 1
+                task: CeleryTask | None = None
                 try:
-                    message, delay = self._plan(parse_message(raw))
+                    task = parse_message(raw)
+                    message, delay = self._plan(task)
+                    self._enqueue_in(pipe, message, delay)
+                    sent.append((message, delay))
                 except RefusedMessage as exc:
                     self._refuse(raw, exc)
                 except _Expired as exc:
@@ -135,13 +160,13 @@ class Bridge:
                     log.info("celery_bridge.expired", task_id=exc.task_id)
                 except redis.RedisError:
                     raise  # leave the batch in the processing list; run() retries
-                except Exception as exc:  # noqa: BLE001 - one odd message must not stop the bridge
+                except Exception as exc:  # one odd message must not stop the bridge
                     log.exception("celery_bridge.unexpected", error=str(exc))
-                    self._refuse(raw, RefusedMessage(f"the bridge could not dispatch it: {exc!r}",
-                                                     task_id=_task_id_of(raw)))
-                else:
-                    sent.append(self._enqueue_in(pipe, message, delay))
-                pipe.lrem(self.processing, 1, raw)
+                    reason = f"the bridge could not dispatch it: {exc!r}"
+                    self._refuse(raw, RefusedMessage(reason, task_id=task.task_id if task else None))
+            # The batch is the head of the processing list (LMOVE pushes left; only this bridge
+            # writes there): drop it in the same MULTI as the enqueues.
+            pipe.ltrim(self.processing, count, -1)
             pipe.execute()
         for message, delay in sent:
             self.broker.emit_after("enqueue", message, delay)
@@ -151,11 +176,19 @@ class Bridge:
         try:
             actor = self.broker.get_actor(task.name)
         except ActorNotFound:
-            raise RefusedMessage(f"unknown task {task.name!r}: pagemill has no actor of that name",
-                                 task_id=task.task_id, task_name=task.name) from None
+            raise RefusedMessage(
+                f"unknown task {task.name!r}: pagemill has no actor of that name",
+                task_id=task.task_id,
+                task_name=task.name,
+            ) from None
         now = current_millis()
-        options: dict[str, Any] = {OPTION: {"ignore_result": task.ignore_result, "group_id": task.group_id,
-                                            "parent_id": task.parent_id}}
+        options: dict[str, Any] = {
+            OPTION: {
+                "ignore_result": task.ignore_result,
+                "group_id": task.group_id,
+                "parent_id": task.parent_id,
+            }
+        }
         if task.expires is not None:
             left = int(task.expires.timestamp() * 1000) - now
             if left <= 0:
@@ -163,17 +196,26 @@ class Bridge:
             options["max_age"] = left  # AgeLimit skips it later; CeleryResults writes REVOKED
         if task.time_limit_s is not None:
             options["time_limit"] = int(task.time_limit_s * 1000)
-        delay = None
+        # What RedisBroker.enqueue adds: its own id for the message, and for a delay the delay
+        # queue and the eta (dramatiq/brokers/redis.py).
+        options["redis_message_id"] = str(uuid.uuid4())
+        queue_name, delay = actor.queue_name, None
         if task.eta is not None:
             delay = int(task.eta.timestamp() * 1000) - now
             if delay > MAX_ETA_S * 1000:
-                raise RefusedMessage(f"eta {task.eta.isoformat()} is more than {MAX_ETA_S // 86_400} days ahead",
-                                     task_id=task.task_id, task_name=task.name)
-            delay = delay if delay > 0 else None
+                raise RefusedMessage(
+                    f"eta {task.eta.isoformat()} is more than {MAX_ETA_S // 86_400} days ahead",
+                    task_id=task.task_id,
+                    task_name=task.name,
+                )
+            if delay > 0:
+                queue_name, options["eta"] = dq_name(queue_name), now + delay
+            else:
+                delay = None
         if task.name in DEFERRED_ACTORS and not task.ignore_result:
             self.results.watch_document(self._document_id(task), task.task_id)
         message: dramatiq.Message[Any] = dramatiq.Message(
-            queue_name=actor.queue_name, actor_name=actor.actor_name, args=tuple(task.args),
+            queue_name=queue_name, actor_name=actor.actor_name, args=tuple(task.args),
             kwargs=task.kwargs, options=options, message_id=task.task_id, message_timestamp=now,
         )  # fmt: skip
         return message, delay
@@ -186,25 +228,28 @@ class Bridge:
         given = task.kwargs.get("document_id") or (task.args[0] if task.args else None)
         return str(given) if given else str(uuid.uuid5(DOCUMENT_ID_NAMESPACE, task.task_id))
 
-    def _enqueue_in(self, pipe: Any, message: dramatiq.Message[Any], delay: int | None
-                    ) -> tuple[dramatiq.Message[Any], int | None]:
-        """RedisBroker.enqueue, but queued on ``pipe`` so it commits with the LREM or not at all."""
-        message = message.copy(options={"redis_message_id": str(uuid.uuid4())})
-        queue_name = message.queue_name
-        if delay is not None:
-            queue_name = dq_name(queue_name)
-            message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
+    def _enqueue_in(self, pipe: Any, message: dramatiq.Message[Any], delay: int | None) -> None:
+        """RedisBroker.enqueue of a message _plan made, queued on ``pipe``: it commits with the LTRIM."""
         self.broker.emit_before("enqueue", message, delay)
-        # Same ARGV as RedisBroker._dispatch("enqueue") for dramatiq's dispatch.lua (checked against
-        # dramatiq 1.17-2.x); tests/celery runs real workers on what this writes.
+        # Same ARGV as RedisBroker._dispatch("enqueue") passes to dramatiq's dispatch.lua (read in
+        # dramatiq 2.2.1); tests/celery runs real workers on what this writes, so a change fails there.
         b = self.broker
         b.scripts["dispatch"](
             keys=[b.namespace],
-            args=["enqueue", current_millis(), queue_name, b.broker_id, b.heartbeat_timeout, b.dead_message_ttl,
-                  0, b._max_unpack_size(), message.options["redis_message_id"], message.encode()],
+            args=[
+                "enqueue",
+                current_millis(),
+                message.queue_name,
+                b.broker_id,
+                b.heartbeat_timeout,
+                b.dead_message_ttl,
+                0,
+                b._max_unpack_size(),  # type: ignore[no-untyped-call]
+                message.options["redis_message_id"],
+                message.encode(),
+            ],
             client=pipe,
         )
-        return message, delay
 
     def _refuse(self, raw: bytes, exc: RefusedMessage) -> None:
         log.warning("celery_bridge.refused", task_id=exc.task_id, task=exc.task_name, reason=exc.reason)
@@ -212,13 +257,6 @@ class Bridge:
             self.client.lpush(self.unreadable, raw)
             return
         self.results.failure(exc.task_id, "RefusedMessage", exc.reason, exc_module="actors.celery_protocol")
-
-
-def _task_id_of(raw: bytes) -> str | None:
-    try:
-        return parse_message(raw).task_id
-    except RefusedMessage as exc:
-        return exc.task_id
 
 
 class _Expired(Exception):
@@ -232,8 +270,13 @@ def default_queues(settings: Settings) -> list[str]:
     return list(dict.fromkeys([settings.ocr_queue, settings.default_queue]))
 
 
-def run_bridge(settings: Settings, *, queues: Sequence[str] | None = None, name: str = "default",
-               modules: Sequence[str] = ("actors.ocr", "actors.llm")) -> None:
+def run_bridge(
+    settings: Settings,
+    *,
+    queues: Sequence[str] | None = None,
+    name: str = "default",
+    modules: Sequence[str] = ("actors.ocr", "actors.llm"),
+) -> None:
     """``pagemill celery-bridge``: declare the actors, then bridge until SIGTERM/SIGINT."""
     from pipeline.logs import setup_logging
 
@@ -243,8 +286,9 @@ def run_bridge(settings: Settings, *, queues: Sequence[str] | None = None, name:
         importlib.import_module(module)  # declares the actors the bridge maps task names to
     if settings.results_url is None:
         raise RuntimeError("set REDIS_URL (or CELERY_BROKER_URL) for the Celery bridge")
-    bridge = Bridge(broker, queues=list(queues or default_queues(settings)), results_url=settings.results_url,
-                    name=name)
+    bridge = Bridge(
+        broker, queues=list(queues or default_queues(settings)), results_url=settings.results_url, name=name
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: bridge.stop())
     bridge.run()

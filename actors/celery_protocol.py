@@ -71,7 +71,9 @@ def _when(value: Any, field: str, task_id: str | None) -> datetime | None:
     try:
         when = datetime.fromisoformat(str(value))
     except ValueError:
-        raise RefusedMessage(f"header {field!r} is not an ISO 8601 date: {value!r}", task_id=task_id) from None
+        raise RefusedMessage(
+            f"header {field!r} is not an ISO 8601 date: {value!r}", task_id=task_id
+        ) from None
     # Celery's default timezone is UTC; a naive date from an old producer means UTC there too.
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
@@ -89,7 +91,9 @@ def _decode_body(envelope: dict[str, Any], task_id: str | None) -> Any:
     if not isinstance(body, str):
         raise RefusedMessage("the message body is not a string", task_id=task_id)
     if (envelope.get("headers") or {}).get("compression"):
-        raise RefusedMessage("compressed task bodies are not supported; send without `compression`", task_id=task_id)
+        raise RefusedMessage(
+            "compressed task bodies are not supported; send without `compression`", task_id=task_id
+        )
     encoding = properties.get("body_encoding")
     try:
         if encoding == "base64":
@@ -124,25 +128,34 @@ def parse_message(raw: bytes | str) -> CeleryTask:
         raise RefusedMessage(
             f"content type {content_type!r} refused: the pagemill bridge accepts only {JSON_CONTENT_TYPE} "
             "(set task_serializer='json' and accept_content=['json'] on the producer); pickle is never loaded",
-            task_id=task_id, task_name=name,
+            task_id=task_id,
+            task_name=name,
         )
     if not name or not task_id:
         raise RefusedMessage(
             "not a Celery protocol 2 message (no `task`/`id` header); set task_protocol=2 on the producer",
-            task_id=task_id, task_name=name,
+            task_id=task_id,
+            task_name=name,
         )
     body = _decode_body(envelope, task_id)
     if not (isinstance(body, list) and len(body) == 3):
-        raise RefusedMessage("the body is not [args, kwargs, embed] (Celery protocol 2)", task_id=task_id, task_name=name)
+        raise RefusedMessage(
+            "the body is not [args, kwargs, embed] (Celery protocol 2)", task_id=task_id, task_name=name
+        )
     args, kwargs, embed = body
-    if not isinstance(args, list) or not isinstance(kwargs, dict) or not isinstance(embed, (dict, type(None))):
+    if (
+        not isinstance(args, list)
+        or not isinstance(kwargs, dict)
+        or not isinstance(embed, (dict, type(None)))
+    ):
         raise RefusedMessage("args must be a list and kwargs an object", task_id=task_id, task_name=name)
     canvas = [field for field in CANVAS_FIELDS if (embed or {}).get(field)]
     if canvas:
         raise RefusedMessage(
             f"{name} carries canvas fields ({', '.join(canvas)}); the pagemill bridge runs single tasks only: "
             "chain/chord/link callbacks are not supported, send the tasks one by one",
-            task_id=task_id, task_name=name,
+            task_id=task_id,
+            task_name=name,
         )
     return CeleryTask(
         task_id=task_id,

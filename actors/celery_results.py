@@ -25,6 +25,7 @@ from typing import Any
 import dramatiq
 import redis
 import structlog
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, Retries
 
 log = structlog.get_logger(__name__)
@@ -68,21 +69,34 @@ class ResultWriter:
         self.client = redis.Redis.from_url(url)
         self.expires_s = expires_s
 
-    def store(self, task_id: str, status: str, result: Any, *, traceback: str | None = None,
-              extra: dict[str, Any] | None = None) -> bool:
+    def store(
+        self,
+        task_id: str,
+        status: str,
+        result: Any,
+        *,
+        traceback: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> bool:
         """Write one state; False when a SUCCESS is already there (Celery ignores later updates too)."""
         key = RESULT_KEY_PREFIX + task_id
         # Like BaseKeyValueStoreBackend._store_result: a lost/duplicate run must not overwrite SUCCESS.
         current = self.client.get(key)
         if current is not None and json.loads(current).get("status") == "SUCCESS":
             return False
-        meta = {"status": status, "result": _jsonable(result), "traceback": traceback, "children": [],
-                "date_done": _now_iso() if status in ("SUCCESS", "FAILURE", "REVOKED") else None,
-                **(extra or {}), "task_id": task_id}
+        meta = {
+            "status": status,
+            "result": _jsonable(result),
+            "traceback": traceback,
+            "children": [],
+            "date_done": _now_iso() if status in ("SUCCESS", "FAILURE", "REVOKED") else None,
+            **(extra or {}),
+            "task_id": task_id,
+        }
         value = json.dumps(meta)
         with self.client.pipeline(transaction=True) as pipe:
             # SETEX exactly as Celery sends it (redis-py 6 deprecates the setex() helper, not the command).
-            pipe.execute_command("SETEX", key, self.expires_s, value)
+            pipe.execute_command("SETEX", key, self.expires_s, value)  # type: ignore[no-untyped-call]
             pipe.publish(key, value)
             pipe.execute()
         return True
@@ -91,23 +105,45 @@ class ResultWriter:
         """The task returned ``result``."""
         return self.store(task_id, "SUCCESS", result, extra=extra)
 
-    def failure(self, task_id: str, exc_type: str, message: str, *, exc_module: str | None = "builtins",
-                traceback: str | None = None, status: str = "FAILURE", **extra: Any) -> bool:
+    def failure(
+        self,
+        task_id: str,
+        exc_type: str,
+        message: str,
+        *,
+        exc_module: str | None = "builtins",
+        traceback: str | None = None,
+        status: str = "FAILURE",
+        **extra: Any,
+    ) -> bool:
         """The task failed (or RETRY/REVOKED with ``status``); the producer sees ``exc_type(message)``."""
-        return self.store(task_id, status, exception_result(exc_type, message, exc_module),
-                          traceback=traceback, extra=extra)
+        return self.store(
+            task_id, status, exception_result(exc_type, message, exc_module), traceback=traceback, extra=extra
+        )
 
-    def failure_from(self, task_id: str, exc: BaseException, *, traceback: str | None = None,
-                     status: str = "FAILURE", **extra: Any) -> bool:
+    def failure_from(
+        self,
+        task_id: str,
+        exc: BaseException,
+        *,
+        traceback: str | None = None,
+        status: str = "FAILURE",
+        **extra: Any,
+    ) -> bool:
         """Write ``exc`` as Celery's json serializer does (qualname, module, args)."""
         kind = type(exc)
-        result = {"exc_type": kind.__qualname__, "exc_message": [_jsonable(a) for a in exc.args],
-                  "exc_module": kind.__module__}
+        result = {
+            "exc_type": kind.__qualname__,
+            "exc_message": [_jsonable(a) for a in exc.args],
+            "exc_module": kind.__module__,
+        }
         return self.store(task_id, status, result, traceback=traceback, extra=extra)
 
     def revoked(self, task_id: str, reason: str) -> bool:
         """Celery's ``mark_as_revoked``: REVOKED with a TaskRevokedError(reason)."""
-        return self.failure(task_id, "TaskRevokedError", reason, exc_module="celery.exceptions", status="REVOKED")
+        return self.failure(
+            task_id, "TaskRevokedError", reason, exc_module="celery.exceptions", status="REVOKED"
+        )
 
     def watch_document(self, document_id: str, task_id: str) -> None:
         """Remember that ``task_id``'s result is ``document_id``'s aggregated result."""
@@ -144,8 +180,13 @@ def _results_url() -> str:
 
 def document_payload(document_id: uuid.UUID | str, result: Any) -> dict[str, Any]:
     """What a Celery ``tasks.ocr_document`` call returns: the aggregated document's text and status."""
-    return {"document_id": str(document_id), "status": getattr(result.status, "value", str(result.status)),
-            "error": result.error, "page_count": result.data.get("page_count"), "text": result.text}
+    return {
+        "document_id": str(document_id),
+        "status": getattr(result.status, "value", str(result.status)),
+        "error": result.error,
+        "page_count": result.data.get("page_count"),
+        "text": result.text,
+    }
 
 
 def document_finished(document_id: uuid.UUID | str, result: Any) -> None:
@@ -156,8 +197,9 @@ def document_finished(document_id: uuid.UUID | str, result: Any) -> None:
     payload = document_payload(document_id, result)
     for task_id in writer.take_watchers(str(document_id)):
         if payload["status"] == "error":  # every page failed: the producer gets an exception
-            writer.failure(task_id, "PagemillError", result.error or "every page failed",
-                           exc_module="pipeline.errors")
+            writer.failure(
+                task_id, "PagemillError", result.error or "every page failed", exc_module="pipeline.errors"
+            )
         else:
             writer.success(task_id, payload)
 
@@ -168,7 +210,7 @@ class CeleryResults(Middleware):
     def after_process_message(
         self,
         broker: dramatiq.Broker,
-        message: dramatiq.Message[Any],
+        message: MessageProxy,
         *,
         result: Any = None,
         exception: BaseException | None = None,
@@ -183,12 +225,13 @@ class CeleryResults(Middleware):
                 writer.success(message.message_id, result, **extra)
             return
         # Retries ran before us (we sit before it in the list) and marked the message failed if it is done.
-        failed = bool(getattr(message, "failed", False))
+        failed = message.failed
         trace = message.options.get("traceback") or "".join(tb.format_exception(exception))
-        writer.failure_from(message.message_id, exception, traceback=trace,
-                            status="FAILURE" if failed else "RETRY", **extra)
+        writer.failure_from(
+            message.message_id, exception, traceback=trace, status="FAILURE" if failed else "RETRY", **extra
+        )
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         # AgeLimit skips a message past its max_age, which the bridge sets from Celery's `expires`.
         marker = message.options.get(OPTION)
         if isinstance(marker, dict) and not marker.get("ignore_result"):

@@ -107,9 +107,9 @@ def run_task(task: str, payload: Any) -> Any:
 def handler(event: dict[str, Any]) -> dict[str, Any]:
     """RunPod handler: ``{"input": {"task", "payload"}}`` -> ``{"status": "ok"|"error", ...}``."""
     job = event.get("input") if isinstance(event, dict) else None
-    task = job.get("task") if isinstance(job, dict) else None
-    if not isinstance(task, str) or not task:
+    if not isinstance(job, dict) or not isinstance(job.get("task"), str) or not job["task"]:
         return {"status": "error", "error": 'expected {"input": {"task": "<task name>", "payload": {...}}}'}
+    task: str = job["task"]
     try:
         result = run_task(task, job.get("payload") or {})
     except PagemillError as exc:

@@ -38,8 +38,13 @@ def make_celery(redis_url: str, celery_queue: str) -> Iterator[Callable[..., Cel
 
     def make(backend: str | None = None, **conf: Any) -> Celery:
         app = Celery(f"producer-{len(apps)}", broker=redis_url, backend=backend or redis_url)
-        settings = {"task_default_queue": celery_queue, "task_serializer": "json", "result_serializer": "json",
-                    "accept_content": ["json"], "broker_connection_retry_on_startup": False}
+        settings = {
+            "task_default_queue": celery_queue,
+            "task_serializer": "json",
+            "result_serializer": "json",
+            "accept_content": ["json"],
+            "broker_connection_retry_on_startup": False,
+        }
         app.conf.update({**settings, **conf})
         apps.append(app)
         return app

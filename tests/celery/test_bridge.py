@@ -29,7 +29,9 @@ def test_send_task_by_name(celery_app: Celery, start_worker: Callable[..., Any],
     assert result.status == "SUCCESS" and result.ready() and result.successful() and not result.failed()
 
 
-def test_delay_through_stub_signature(celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any) -> None:
+def test_delay_through_stub_signature(
+    celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any
+) -> None:
     @celery_app.task(name="tasks.echo")
     def echo(payload: Any) -> Any:  # the producer's stub: never runs here
         raise AssertionError("a stub runs on the worker, not in the producer")
@@ -83,7 +85,9 @@ def test_expired_before_dispatch_is_revoked(
     celery_app: Celery, redis_url: str, start_worker: Callable[..., Any], start_bridge: Any
 ) -> None:
     key = f"celery-test:count:{uuid.uuid4().hex}"
-    result = celery_app.send_task("tasks.test_count", args=[key], expires=datetime.now(UTC) - timedelta(seconds=1))
+    result = celery_app.send_task(
+        "tasks.test_count", args=[key], expires=datetime.now(UTC) - timedelta(seconds=1)
+    )
     start_worker()
     start_bridge()
     with pytest.raises(TaskRevokedError, match="expired"):
@@ -149,15 +153,22 @@ def test_pickle_is_refused_and_never_loaded(
     start_worker()
     start_bridge()
     result = pickler.send_task("tasks.echo", args=[_Tripwire(tripwire)])
-    with pytest.raises(Exception, match="application/x-python-serialize.*refused.*pickle is never loaded") as raised:
+    with pytest.raises(
+        Exception, match="application/x-python-serialize.*refused.*pickle is never loaded"
+    ) as raised:
         result.get(timeout=RESULT_TIMEOUT_S)
     assert type(raised.value).__name__ == "RefusedMessage" and result.failed()
     assert not tripwire.exists()
     # The bridge is still running.
-    assert make_celery().send_task("tasks.echo", args=["still here"]).get(timeout=RESULT_TIMEOUT_S) == "still here"
+    assert (
+        make_celery().send_task("tasks.echo", args=["still here"]).get(timeout=RESULT_TIMEOUT_S)
+        == "still here"
+    )
 
 
-def test_unknown_task_is_refused(celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any) -> None:
+def test_unknown_task_is_refused(
+    celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any
+) -> None:
     start_worker()
     start_bridge()
     result = celery_app.send_task("tasks.does_not_exist", kwargs={"x": 1})
@@ -167,7 +178,9 @@ def test_unknown_task_is_refused(celery_app: Celery, start_worker: Callable[...,
     assert celery_app.send_task("tasks.echo", args=[1]).get(timeout=RESULT_TIMEOUT_S) == 1
 
 
-def test_canvas_callbacks_are_refused(celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any) -> None:
+def test_canvas_callbacks_are_refused(
+    celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any
+) -> None:
     @celery_app.task(name="tasks.echo")
     def echo(payload: Any) -> Any:
         raise AssertionError("stub")
@@ -186,8 +199,13 @@ def test_malformed_messages_are_refused_without_stopping_the_bridge(
     bridge = start_bridge()
     client = redis.Redis.from_url(redis_url)
     bad_id = str(uuid.uuid4())
-    envelope = {"body": "bm90IGpzb24=", "content-type": "application/json", "content-encoding": "utf-8",
-                "headers": {"task": "tasks.echo", "id": bad_id}, "properties": {"body_encoding": "base64"}}
+    envelope = {
+        "body": "bm90IGpzb24=",
+        "content-type": "application/json",
+        "content-encoding": "utf-8",
+        "headers": {"task": "tasks.echo", "id": bad_id},
+        "properties": {"body_encoding": "base64"},
+    }
     client.lpush(celery_queue, b"\x80not json at all", json.dumps(envelope))
     assert celery_app.send_task("tasks.echo", args=["after"]).get(timeout=RESULT_TIMEOUT_S) == "after"
     bad = celery_app.AsyncResult(bad_id)
@@ -198,8 +216,11 @@ def test_malformed_messages_are_refused_without_stopping_the_bridge(
 
 
 def test_results_go_to_celery_result_backend_in_another_database(
-    make_celery: Callable[..., Celery], redis_url: str, pipeline_settings: Any,
-    start_worker: Callable[..., Any], start_bridge: Any,
+    make_celery: Callable[..., Celery],
+    redis_url: str,
+    pipeline_settings: Any,
+    start_worker: Callable[..., Any],
+    start_bridge: Any,
 ) -> None:
     results_url = redis_url.rsplit("/", 1)[0] + "/5"
     app = make_celery(backend=results_url)

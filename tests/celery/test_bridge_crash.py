@@ -25,13 +25,19 @@ SETTLE_S = 0.3
 
 
 @pytest.fixture
-def bridge_process(broker_settings: Settings, celery_queue: str) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
+def bridge_process(
+    broker_settings: Settings, celery_queue: str
+) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
     """Start `pagemill celery-bridge` as a real process on the session broker's namespace."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(name: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "REDIS_URL": broker_settings.redis_url or "",
-               "PAGEMILL_REDIS_NAMESPACE": broker_settings.redis_namespace, "PAGEMILL_LOG_FORMAT": "json"}
+        env = {
+            **os.environ,
+            "REDIS_URL": broker_settings.redis_url or "",
+            "PAGEMILL_REDIS_NAMESPACE": broker_settings.redis_namespace,
+            "PAGEMILL_LOG_FORMAT": "json",
+        }
         proc = subprocess.Popen(
             [sys.executable, "-m", "pagemill.cli", "celery-bridge", "--queues", celery_queue, "--name", name,
              "--import", "tests.celery._actors"],
@@ -58,8 +64,12 @@ def _wait_started(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_kill_9_between_blmove_and_dispatch_runs_once(
-    celery_app: Celery, celery_queue: str, redis_url: str, test_actors: Any,
-    start_worker: Callable[..., Any], bridge_process: Callable[[str], subprocess.Popen[bytes]],
+    celery_app: Celery,
+    celery_queue: str,
+    redis_url: str,
+    test_actors: Any,
+    start_worker: Callable[..., Any],
+    bridge_process: Callable[[str], subprocess.Popen[bytes]],
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     name = uuid.uuid4().hex

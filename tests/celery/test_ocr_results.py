@@ -44,7 +44,9 @@ def test_ocr_document_result_is_the_aggregated_document(
     _store(pipeline_settings, "uploads/two.pdf", pages.pdf_bytes([pages.text_page(part) for part in lines]))
     start_worker()
     start_bridge()
-    result = celery_app.send_task("tasks.ocr_document", kwargs={"storage_key": "uploads/two.pdf", "lang_hints": ["en"]})
+    result = celery_app.send_task(
+        "tasks.ocr_document", kwargs={"storage_key": "uploads/two.pdf", "lang_hints": ["en"]}
+    )
     value = result.get(timeout=OCR_TIMEOUT_S)
     assert value["status"] == "completed" and value["page_count"] == 2
     reference = "\n".join(lines[0] + lines[1])
@@ -55,7 +57,9 @@ def test_ocr_document_result_is_the_aggregated_document(
 def test_ocr_document_result_is_not_written_at_fan_out(
     celery_app: Celery, pipeline_settings: Settings, start_worker: Callable[..., Any], start_bridge: Any
 ) -> None:
-    _store(pipeline_settings, "uploads/one.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A[:1])] * 3))
+    _store(
+        pipeline_settings, "uploads/one.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A[:1])] * 3)
+    )
     start_bridge()
     start_worker(threads=1)
     result = celery_app.send_task("tasks.ocr_document", kwargs={"storage_key": "uploads/one.pdf"})
@@ -74,7 +78,9 @@ def test_serverless_ocr_runs_the_document_inline(pipeline_settings: Settings, br
     _store(pipeline_settings, "uploads/inline.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_B[:3])]))
     runtime.use_settings(pipeline_settings)
     try:
-        answer = _handler()({"input": {"task": "tasks.ocr_document", "payload": {"storage_key": "uploads/inline.pdf"}}})
+        answer = _handler()(
+            {"input": {"task": "tasks.ocr_document", "payload": {"storage_key": "uploads/inline.pdf"}}}
+        )
     finally:
         runtime.use_settings(None)
     assert answer["status"] == "ok", answer
