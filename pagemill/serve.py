@@ -55,6 +55,10 @@ def child_env(settings: Settings) -> dict[str, str]:
     # One onnxruntime thread per OCR process, one page prefetched per thread: processes = cores.
     env.setdefault("PAGEMILL_OCR_THREADS", "1")
     env.setdefault("dramatiq_queue_prefetch", "1")
+    # Dramatiq's consumer counts "busy" as "idle" and backs its poll off up to 1 s by default:
+    # every finished page would wait that long for the next one. 100 ms polls are cheap.
+    env.setdefault("dramatiq_worker_timeout", "100")
+    env.setdefault("MALLOC_ARENA_MAX", "2")  # OCR buffers from executor threads: few glibc arenas
     return env
 
 
