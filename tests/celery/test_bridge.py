@@ -235,3 +235,12 @@ def test_results_go_to_celery_result_backend_in_another_database(
     for task_id in (ok.id, refused.id):
         assert other.exists(RESULT_KEY_PREFIX + task_id) and not main.exists(RESULT_KEY_PREFIX + task_id)
         other.delete(RESULT_KEY_PREFIX + task_id)
+
+
+def test_celery_queue_alone_bridges_only_that_queue(broker: Any, make_settings: Callable[..., Any]) -> None:
+    from actors.celery import default_queues
+
+    # The seed's RunPod worker: CELERY_QUEUE=ocr takes OCR work only.
+    assert default_queues(make_settings(celery_queue="ocr")) == ["ocr"]
+    assert default_queues(make_settings(celery_default_queue="default")) == ["ocr", "default"]
+    assert default_queues(make_settings()) == ["ocr", "default"]
