@@ -1,23 +1,12 @@
-"""Where source files and results live: one async ``Storage`` Protocol, a local-directory and an S3 adapter.
-
-Keys are relative, slash-separated paths such as ``documents/<uuid>/source.pdf``. Bodies are
-streamed: neither adapter holds a whole file in memory (S3 uploads large bodies in parts), and
-every write becomes visible all at once (local: temp file + rename; S3: one PUT or a completed
-multipart upload).
-"""
+"""``S3Storage``: objects in one S3 bucket via aiobotocore, with botocore errors mapped to ours."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import os
-import re
-import uuid
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiobotocore.session import get_session
@@ -25,12 +14,18 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from pipeline.errors import BadInputError, NotFoundError, PagemillError, TransientError
+from pipeline.storage._base import (
+    CHUNK_BYTES,
+    MAX_KEY_BYTES,
+    _download,
+    _missing,
+    _read_file_chunks,
+    validate_key,
+)
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
 
-# Read size for downloads and local reads, bytes.
-CHUNK_BYTES = 1024 * 1024
 # S3 part size, bytes: bodies up to this size go up in one PUT, larger ones as parts of this size.
 # S3 requires parts of at least 5 MiB (except the last) and at most 10,000 parts, so 8 MiB parts
 # allow objects up to ~78 GiB while buffering at most one part in memory.
@@ -44,290 +39,11 @@ S3_MAX_ATTEMPTS = 4
 S3_CONNECT_TIMEOUT_S = 10
 S3_READ_TIMEOUT_S = 60
 S3_MAX_POOL_CONNECTIONS = 20
-# Key limits: S3's key limit and a common file-name limit, both in UTF-8 bytes.
-MAX_KEY_BYTES = 1024
-MAX_SEGMENT_BYTES = 255
-# Local writes are buffered to this many bytes before each (threaded) write call.
-LOCAL_WRITE_BUFFER_BYTES = 1024 * 1024
 # S3 error codes that mean "no such object".
 _S3_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 # S3 error codes that may pass on retry, besides any 5xx status.
 _S3_TRANSIENT = frozenset({"SlowDown", "RequestTimeout", "RequestTimeTooSkewed", "InternalError",
                            "ServiceUnavailable", "Throttling", "ThrottlingException", "OperationAborted"})
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-_SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,16})?$")
-# Files being written (local storage and the fetch cache): ".<name>.<32 hex>.part".
-_TEMP_SUFFIX = ".part"
-_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.part$")
-
-
-@runtime_checkable
-class Storage(Protocol):
-    """An object store: streamed puts and gets by key; every write is atomic."""
-
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        """Store the chunks under ``key`` without holding them all in memory; returns bytes written."""
-        ...
-
-    async def put_file(self, key: str, path: Path) -> int:
-        """Store a local file under ``key``; returns bytes written."""
-        ...
-
-    async def put_bytes(self, key: str, data: bytes) -> None:
-        """Store a small body under ``key``."""
-        ...
-
-    async def get_to_file(self, key: str, path: Path) -> int:
-        """Stream ``key`` into ``path`` (temp file, then rename); returns bytes written."""
-        ...
-
-    async def get_bytes(self, key: str) -> bytes:
-        """The whole body of ``key`` (for small objects such as results)."""
-        ...
-
-    def iter_chunks(self, key: str) -> AsyncGenerator[bytes, None]:
-        """The body of ``key`` in chunks; NotFoundError on the first step when it is missing."""
-        ...
-
-    async def exists(self, key: str) -> bool:
-        """Whether an object is stored under ``key``."""
-        ...
-
-    async def delete(self, key: str) -> None:
-        """Remove ``key``; a missing key is not an error."""
-        ...
-
-    async def delete_prefix(self, prefix: str) -> int:
-        """Remove every key starting with ``prefix``; returns how many were removed."""
-        ...
-
-    async def check(self) -> None:
-        """Raise TransientError, with the reason, when the store cannot be reached or written."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections; the object is not used afterwards."""
-        ...
-
-
-def validate_key(key: str, *, prefix: bool = False) -> str:
-    """Return ``key`` when it is a safe relative key, else raise BadInputError saying why.
-
-    With ``prefix=True`` a trailing slash is allowed (``documents/<id>/``).
-    """
-    if not isinstance(key, str) or not key:
-        raise BadInputError("the storage key is empty; use a relative path such as documents/<id>/source.pdf")
-    shown = key if len(key) <= 80 else key[:77] + "..."
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise BadInputError(f"the storage key {shown!r} is longer than {MAX_KEY_BYTES} bytes; use a shorter key")
-    if _CONTROL_CHARS.search(key):
-        raise BadInputError(f"the storage key {shown!r} contains a NUL or control character; remove it")
-    if "\\" in key:
-        raise BadInputError(f"the storage key {shown!r} contains a backslash; separate parts with '/'")
-    if key.startswith("/"):
-        raise BadInputError(f"the storage key {shown!r} is absolute; drop the leading '/'")
-    segments = key.split("/")
-    if prefix and len(segments) > 1 and segments[-1] == "":
-        segments = segments[:-1]
-    for segment in segments:
-        if segment in ("", ".", ".."):
-            raise BadInputError(
-                f"the storage key {shown!r} has an empty, '.' or '..' part; use a plain relative path"
-            )
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            raise BadInputError(
-                f"the storage key {shown!r} has a part longer than {MAX_SEGMENT_BYTES} bytes; shorten it"
-            )
-    return key
-
-
-def build_storage(settings: Settings) -> Storage:
-    """S3 when S3_BUCKET is set, else a local directory under the data dir."""
-    if settings.uses_s3:
-        return S3Storage.from_settings(settings)
-    return LocalStorage(settings.storage_dir)
-
-
-# --- local directory -------------------------------------------------------------------------------
-
-
-class LocalStorage:
-    """Objects as files under ``root``; blocking file I/O runs in worker threads."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def __repr__(self) -> str:
-        return f"LocalStorage({str(self.root)!r})"
-
-    def _path(self, key: str) -> Path:
-        return self.root.joinpath(*validate_key(key).split("/"))
-
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        """Store the chunks under ``key`` (temp file in the same directory, then rename)."""
-        target = self._path(key)
-        fh, tmp = await asyncio.to_thread(_open_temp, target)
-        size = 0
-        buffer = bytearray()
-        try:
-            async for chunk in chunks:
-                buffer += chunk
-                size += len(chunk)
-                if len(buffer) >= LOCAL_WRITE_BUFFER_BYTES:
-                    await asyncio.to_thread(fh.write, buffer)
-                    buffer = bytearray()
-            if buffer:
-                await asyncio.to_thread(fh.write, buffer)
-            await asyncio.to_thread(_commit, fh, tmp, target)
-        except BaseException:
-            await asyncio.to_thread(_discard, fh, tmp)
-            raise
-        return size
-
-    async def put_file(self, key: str, path: Path) -> int:
-        """Copy a local file under ``key``."""
-        return await self.put_stream(key, _read_file_chunks(path))
-
-    async def put_bytes(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key``."""
-        await asyncio.to_thread(_write_atomic, self._path(key), data)
-
-    async def get_to_file(self, key: str, path: Path) -> int:
-        """Copy ``key`` to ``path`` (temp file, then rename)."""
-        return await _download(self, key, path)
-
-    async def get_bytes(self, key: str) -> bytes:
-        """The whole body of ``key``."""
-        source = self._path(key)
-        try:
-            return await asyncio.to_thread(source.read_bytes)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-            raise _missing(key) from exc
-
-    async def iter_chunks(self, key: str) -> AsyncGenerator[bytes, None]:
-        """The body of ``key`` in chunks of CHUNK_BYTES."""
-        source = self._path(key)
-        try:
-            fh = await asyncio.to_thread(source.open, "rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-            raise _missing(key) from exc
-        try:
-            while chunk := await asyncio.to_thread(fh.read, CHUNK_BYTES):
-                yield chunk
-        finally:
-            fh.close()
-
-    async def exists(self, key: str) -> bool:
-        """Whether a file is stored under ``key``."""
-        return await asyncio.to_thread(self._path(key).is_file)
-
-    async def delete(self, key: str) -> None:
-        """Remove ``key``; a missing key is not an error."""
-        path = self._path(key)
-        await asyncio.to_thread(path.unlink, missing_ok=True)
-        await asyncio.to_thread(_prune_empty_dirs, path.parent, self.root)
-
-    async def delete_prefix(self, prefix: str) -> int:
-        """Remove every key that starts with ``prefix`` (a string prefix, as on S3)."""
-        validate_key(prefix, prefix=True)
-        return await asyncio.to_thread(_delete_prefix, self.root, prefix)
-
-    async def check(self) -> None:
-        """Raise TransientError when ``root`` cannot be created or written."""
-        try:
-            await asyncio.to_thread(_write_atomic, self.root / ".pagemill-check", b"ok")
-        except OSError as exc:
-            raise TransientError(
-                f"local storage at {self.root} is not writable ({exc}); fix its permissions or set "
-                "PAGEMILL_DATA_DIR to a writable directory"
-            ) from exc
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
-
-
-def _open_temp(target: Path) -> tuple[IO[bytes], Path]:
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
-    for attempt in range(3):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return tmp.open("xb"), tmp
-        except FileNotFoundError:
-            # A concurrent delete pruned the directory between mkdir and open: make it again.
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _commit(fh: IO[bytes], tmp: Path, target: Path) -> None:
-    # fsync before the rename, so a crash cannot leave a complete-looking but empty file.
-    fh.flush()
-    os.fsync(fh.fileno())
-    fh.close()
-    os.replace(tmp, target)
-
-
-def _discard(fh: IO[bytes], tmp: Path) -> None:
-    fh.close()
-    tmp.unlink(missing_ok=True)
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    fh, tmp = _open_temp(target)
-    try:
-        fh.write(data)
-        _commit(fh, tmp, target)
-    except BaseException:
-        _discard(fh, tmp)
-        raise
-
-
-async def _read_file_chunks(path: Path) -> AsyncIterator[bytes]:
-    fh = await asyncio.to_thread(Path(path).open, "rb")
-    try:
-        while chunk := await asyncio.to_thread(fh.read, CHUNK_BYTES):
-            yield chunk
-    finally:
-        fh.close()
-
-
-def _prune_empty_dirs(directory: Path, root: Path) -> None:
-    # Keep the tree tidy after deletes; stop at the root or at the first non-empty directory.
-    while directory != root and root in directory.parents:
-        try:
-            directory.rmdir()
-        except OSError:
-            return
-        directory = directory.parent
-
-
-def _delete_prefix(root: Path, prefix: str) -> int:
-    # Only the directory holding the prefix's last part can contain matches.
-    head, _, _ = prefix.rpartition("/")
-    base = root.joinpath(*head.split("/")) if head else root
-    if not base.is_dir():
-        return 0
-    removed = 0
-    dirs: set[Path] = set()
-    for dirpath, _dirnames, filenames in os.walk(base):
-        for name in filenames:
-            path = Path(dirpath) / name
-            key = path.relative_to(root).as_posix()
-            if key.startswith(prefix) and not _TEMP_NAME.match(name):
-                path.unlink(missing_ok=True)
-                removed += 1
-                dirs.add(path.parent)
-    for directory in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-        _prune_empty_dirs(directory, root)
-    return removed
-
-
-def _missing(key: str) -> NotFoundError:
-    return NotFoundError(f"nothing is stored under the key {key!r}; check the key or upload the file again")
-
-
-# --- S3 (aiobotocore) ------------------------------------------------------------------------------
 
 
 class S3Storage:
@@ -641,92 +357,3 @@ class S3Storage:
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-# --- shared helpers --------------------------------------------------------------------------------
-
-
-async def _download(storage: Storage, key: str, path: Path) -> int:
-    """Stream ``key`` into a temp file beside ``path`` and rename it into place."""
-    path = Path(path)
-    fh, tmp = await asyncio.to_thread(_open_temp, path)
-    size = 0
-    try:
-        async with contextlib.aclosing(storage.iter_chunks(key)) as chunks:
-            async for chunk in chunks:
-                await asyncio.to_thread(fh.write, chunk)
-                size += len(chunk)
-        await asyncio.to_thread(_commit, fh, tmp, path)
-    except BaseException:
-        await asyncio.to_thread(_discard, fh, tmp)
-        raise
-    return size
-
-
-# Downloads in flight per event loop, so that pages of one document asking at once share one.
-_inflight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Future[Path]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def fetch_cached(storage: Storage, key: str, sha256: str, cache_dir: Path, suffix: str) -> Path:
-    """A local copy of ``key`` whose content hash is ``sha256``, downloaded once per machine.
-
-    The file is named by its hash, so it never goes stale; it appears by an atomic rename after
-    its hash was checked, so concurrent threads and processes see it complete or not at all.
-    A mismatching download raises TransientError and caches nothing.
-    """
-    digest = sha256.lower()
-    if not _SHA256_HEX.match(digest):
-        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
-    if not _SUFFIX.match(suffix):
-        raise ValueError(f"suffix must be empty or like '.pdf', got {suffix!r}")
-    target = Path(cache_dir) / f"{digest}{suffix}"
-    if await asyncio.to_thread(_touch_if_present, target):
-        return target
-    inflight = _inflight.setdefault(asyncio.get_running_loop(), {})
-    pending = inflight.get(target)
-    if pending is not None:
-        # shield: one waiter being cancelled must not cancel the download the others share.
-        return await asyncio.shield(pending)
-    task = asyncio.ensure_future(_fetch_verified(storage, key, digest, target))
-    inflight[target] = task
-    task.add_done_callback(lambda done: _forget(inflight, target, done))
-    return await asyncio.shield(task)
-
-
-def _forget(inflight: dict[Path, asyncio.Future[Path]], target: Path, done: asyncio.Future[Path]) -> None:
-    inflight.pop(target, None)
-    if not done.cancelled():
-        done.exception()  # retrieved here, so a failure nobody awaited any more is not logged as lost
-
-
-def _touch_if_present(path: Path) -> bool:
-    # Refresh the modification time on use, so a cache purge can drop the least recently used.
-    try:
-        os.utime(path)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-async def _fetch_verified(storage: Storage, key: str, digest: str, target: Path) -> Path:
-    fh, tmp = await asyncio.to_thread(_open_temp, target)
-    hasher = hashlib.sha256()
-    size = 0
-    try:
-        async with contextlib.aclosing(storage.iter_chunks(key)) as chunks:
-            async for chunk in chunks:
-                hasher.update(chunk)
-                size += len(chunk)
-                await asyncio.to_thread(fh.write, chunk)
-        if hasher.hexdigest() != digest:
-            raise TransientError(
-                f"the download of {key!r} ({size} bytes) has SHA-256 {hasher.hexdigest()}, not the recorded "
-                f"{digest}; the stored file changed or the transfer was damaged, it will be retried"
-            )
-        await asyncio.to_thread(_commit, fh, tmp, target)
-    except BaseException:
-        await asyncio.to_thread(_discard, fh, tmp)
-        raise
-    return target

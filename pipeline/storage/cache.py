@@ -1,0 +1,85 @@
+"""``fetch_cached``: a local, hash-named and hash-checked copy of a stored file, fetched once per machine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import weakref
+from pathlib import Path
+
+from pipeline.errors import TransientError
+from pipeline.storage._base import Storage, _commit, _discard, _open_temp
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,16})?$")
+
+# Downloads in flight per event loop, so that pages of one document asking at once share one.
+_inflight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Future[Path]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def fetch_cached(storage: Storage, key: str, sha256: str, cache_dir: Path, suffix: str) -> Path:
+    """A local copy of ``key`` whose content hash is ``sha256``, downloaded once per machine.
+
+    The file is named by its hash, so it never goes stale; it appears by an atomic rename after
+    its hash was checked, so concurrent threads and processes see it complete or not at all.
+    A mismatching download raises TransientError and caches nothing.
+    """
+    digest = sha256.lower()
+    if not _SHA256_HEX.match(digest):
+        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+    if not _SUFFIX.match(suffix):
+        raise ValueError(f"suffix must be empty or like '.pdf', got {suffix!r}")
+    target = Path(cache_dir) / f"{digest}{suffix}"
+    if await asyncio.to_thread(_touch_if_present, target):
+        return target
+    inflight = _inflight.setdefault(asyncio.get_running_loop(), {})
+    pending = inflight.get(target)
+    if pending is not None:
+        # shield: one waiter being cancelled must not cancel the download the others share.
+        return await asyncio.shield(pending)
+    task = asyncio.ensure_future(_fetch_verified(storage, key, digest, target))
+    inflight[target] = task
+    task.add_done_callback(lambda done: _forget(inflight, target, done))
+    return await asyncio.shield(task)
+
+
+def _forget(inflight: dict[Path, asyncio.Future[Path]], target: Path, done: asyncio.Future[Path]) -> None:
+    inflight.pop(target, None)
+    if not done.cancelled():
+        done.exception()  # retrieved here, so a failure nobody awaited any more is not logged as lost
+
+
+def _touch_if_present(path: Path) -> bool:
+    # Refresh the modification time on use, so a cache purge can drop the least recently used.
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+async def _fetch_verified(storage: Storage, key: str, digest: str, target: Path) -> Path:
+    fh, tmp = await asyncio.to_thread(_open_temp, target)
+    hasher = hashlib.sha256()
+    size = 0
+    try:
+        async with contextlib.aclosing(storage.iter_chunks(key)) as chunks:
+            async for chunk in chunks:
+                hasher.update(chunk)
+                size += len(chunk)
+                await asyncio.to_thread(fh.write, chunk)
+        if hasher.hexdigest() != digest:
+            raise TransientError(
+                f"the download of {key!r} ({size} bytes) has SHA-256 {hasher.hexdigest()}, not the recorded "
+                f"{digest}; the stored file changed or the transfer was damaged, it will be retried"
+            )
+        await asyncio.to_thread(_commit, fh, tmp, target)
+    except BaseException:
+        await asyncio.to_thread(_discard, fh, tmp)
+        raise
+    return target
