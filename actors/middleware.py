@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import dramatiq
@@ -12,6 +17,8 @@ from actors import runtime
 
 # Message kwargs copied into every log line of the task.
 LOGGED_KWARGS = ("document_id", "page_no", "storage_key")
+# A second SIGTERM this soon after the first is the same shutdown delivered twice, seconds.
+DUPLICATE_SIGTERM_WINDOW_S = 5.0
 
 
 class LogContext(Middleware):
@@ -42,6 +49,34 @@ class ProcessResources(Middleware):
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         runtime.configure_logging()
+        _absorb_duplicate_sigterm()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         runtime.close_contexts()
+
+
+def _absorb_duplicate_sigterm() -> None:
+    """In a `dramatiq` CLI worker process, treat a SIGTERM repeated within seconds as one.
+
+    Process managers (honcho, Heroku, `kill -- -PGID`) signal the whole process group, and
+    dramatiq's main process forwards the same SIGTERM to its workers: each worker gets it twice.
+    Dramatiq 2.2 reads the second one as "kill now" and calls sys.exit() from the main thread
+    while its worker threads still run, and the process hangs until SIGKILL. A later SIGTERM,
+    outside the window, still escalates as dramatiq intends.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    if not callable(handler) or getattr(handler, "__qualname__", "") != "worker_process.<locals>.termhandler":
+        return  # not dramatiq's CLI worker (an in-process Worker in a test or the CLI's own)
+    dramatiq_handler: Callable[[int, FrameType | None], Any] = handler
+    first: list[float] = []
+
+    def once(signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if first and now - first[0] < DUPLICATE_SIGTERM_WINDOW_S:
+            return
+        first.append(now)
+        dramatiq_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, once)

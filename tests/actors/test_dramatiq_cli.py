@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dramatiq.brokers.redis import RedisBroker
 
 from pipeline import documents
@@ -40,9 +41,11 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+@pytest.mark.parametrize("stop", ["leader", "group"])
 def test_dramatiq_cli_worker_processes_a_document_and_stops_on_sigterm(
-    broker: RedisBroker, pipeline_settings: Settings, tmp_path: Path
+    broker: RedisBroker, pipeline_settings: Settings, tmp_path: Path, stop: str
 ) -> None:
+    """``stop``: SIGTERM to dramatiq's main process, or to the whole group as honcho/Heroku do."""
     from actors.ocr import ocr_document
 
     broker.flush_all()
@@ -71,8 +74,10 @@ def test_dramatiq_cli_worker_processes_a_document_and_stops_on_sigterm(
 
             asyncio.run(scenario())
         finally:
-            # Like a process manager: SIGTERM to dramatiq's main process, which forwards it.
-            proc.send_signal(signal.SIGTERM)
+            if stop == "leader":  # dramatiq's main process forwards it to its workers
+                proc.send_signal(signal.SIGTERM)
+            else:  # every process of the group at once: workers get it twice
+                os.killpg(proc.pid, signal.SIGTERM)
             rc = proc.wait(timeout=60)
     assert rc == 0
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
