@@ -21,6 +21,7 @@ from dramatiq.middleware import (
 )
 from periodiq import PeriodiqMiddleware
 
+from actors.celery_results import CeleryResults
 from actors.middleware import LogContext, ProcessResources
 from pipeline.errors import PagemillError
 from pipeline.settings import Settings
@@ -52,6 +53,8 @@ def build_broker(settings: Settings) -> RedisBroker:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
+        # Before Retries: after-hooks run in reverse, so it sees whether Retries gave up.
+        CeleryResults(),
         Retries(
             max_retries=settings.max_retries,
             min_backoff=settings.min_backoff_ms,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
@@ -49,10 +50,21 @@ class ProcessResources(Middleware):
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         runtime.configure_logging()
+        logging.getLogger("dramatiq.worker.WorkerThread").addFilter(_drop_results_warning)
         _absorb_duplicate_sigterm()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         runtime.close_contexts()
+
+
+def _drop_results_warning(record: logging.LogRecord) -> bool:
+    """Drop Dramatiq's "returned a value but no Results middleware" warning.
+
+    Return values that matter (``tasks.echo``, stand-alone pages) reach Celery producers through
+    CeleryResults; Dramatiq only recognises its own Results class, and logging the warning on
+    every such message cost ~13% of worker time in the queue benchmark.
+    """
+    return not str(record.msg).startswith("Actor '%s' returned a value that is not None")
 
 
 def _absorb_duplicate_sigterm() -> None:

@@ -41,6 +41,7 @@ def process_types(settings: Settings, *, host: str, port: int, ocr_processes: in
     ]
     if with_clock:
         types.append(ProcessType("clock", [py, "-m", "periodiq", "actors.maintenance"]))
+    types.append(ProcessType("bridge", [py, "-m", "pagemill.cli", "celery-bridge"]))
     return types
 
 
