@@ -43,9 +43,10 @@ def build_broker(settings: Settings) -> RedisBroker:
             "`pagemill ocr`, which start an embedded Redis"
         )
     middleware = [
-        # Order matters: ProcessResources closes pools while AsyncIO's event loop still runs.
-        ProcessResources(),
         AsyncIO(),
+        # After AsyncIO: "after" hooks run in reverse order, so ProcessResources closes the
+        # pools and S3 clients at worker shutdown while AsyncIO's event loop still runs.
+        ProcessResources(),
         CurrentMessage(),
         LogContext(),
         AgeLimit(),

@@ -54,6 +54,11 @@ async def context() -> Context:
     return ctx
 
 
+def open_contexts() -> int:
+    """How many contexts (pools, S3 clients) are open in this process."""
+    return len(_contexts)
+
+
 def close_contexts() -> None:
     """Close the contexts opened on the worker's event loop (called at worker shutdown)."""
     thread = get_event_loop_thread()

@@ -75,6 +75,8 @@ def start_worker(broker: RedisBroker, pipeline_settings: Settings) -> Iterator[C
     yield start
     for worker in workers:
         worker.stop(timeout=30_000)
+    # Worker shutdown closes the pools and S3 clients it opened (a leak shows up here).
+    assert runtime.open_contexts() == 0
     runtime.use_settings(None)
     broker.flush_all()
 
