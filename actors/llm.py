@@ -1,15 +1,122 @@
-"""Actors on the default queue. LLM post-processing lands here; for now the seed's smoke task."""
+"""Actors on the default queue: LLM post-processing (summary, flashcards, quiz, diagnostics) and echo.
+
+Each product actor runs alone by ``document_id`` (artifact only, status untouched) or as a
+step of the ``dramatiq.pipeline`` that aggregation sends; the pipeline's last step carries
+``finish_as`` and closes ``postprocessing`` with the status aggregation gave.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import dramatiq
 
+from actors import runtime
 from actors.broker import current_settings, setup_broker
+from pipeline.errors import BadInputError, ConflictError, NotFoundError, PagemillError
+from pipeline.jobs import DocumentStatus, parse_id
+from pipeline.llm.client import LlmClient
+from pipeline.llm.errors import LlmAnswerError, LlmConfigError
+from pipeline.llm.steps import fail_postprocessing, finish_postprocessing, run_product, start_postprocessing
 
 broker = setup_broker()
 DEFAULT_QUEUE = current_settings().default_queue
+# Errors that retrying cannot fix.
+PERMANENT = (BadInputError, NotFoundError, ConflictError, LlmConfigError, LlmAnswerError)
+# Upload option name -> actor name.
+STEP_ACTORS = {
+    "summary": "tasks.summarize_document",
+    "flashcards": "tasks.generate_flashcards",
+    "quiz": "tasks.generate_quiz",
+    "diagnostics": "tasks.generate_diagnostics",
+}
+# Time limit of one product (several chunks, retries with Retry-After waits), milliseconds.
+PRODUCT_TIME_LIMIT_MS = 30 * 60 * 1000
+
+_clients: dict[asyncio.AbstractEventLoop, tuple[Any, LlmClient]] = {}
+
+
+def _client() -> LlmClient:
+    """One client per event loop and settings (its HTTP pool belongs to the loop)."""
+    loop = asyncio.get_running_loop()
+    settings = runtime.settings()
+    cached = _clients.get(loop)
+    if cached is None or cached[0] != settings:
+        _clients[loop] = (settings, LlmClient.from_settings(settings))
+    return _clients[loop][1]
+
+
+async def _step(kind: str, document_id: str, finish_as: str | None) -> dict[str, Any]:
+    ctx = await runtime.context()
+    doc_id = parse_id(document_id)
+    try:
+        artifact = await run_product(ctx, _client(), doc_id, kind)
+    except PagemillError as exc:
+        if not exc.retryable:
+            await fail_postprocessing(ctx, doc_id, f"{kind}: {exc.reason}")
+        raise
+    if finish_as is not None:
+        await finish_postprocessing(ctx, doc_id, DocumentStatus(finish_as))
+    return {"document_id": document_id, "kind": kind, "tokens": artifact.tokens}
+
+
+def _product_actor(kind: str) -> Any:
+    async def step(document_id: str, finish_as: str | None = None, **_: Any) -> dict[str, Any]:
+        return await _step(kind, document_id, finish_as)
+
+    step.__name__ = STEP_ACTORS[kind].removeprefix("tasks.")
+    step.__doc__ = f"Generate the document's {kind} and store it as an artifact."
+    return dramatiq.actor(
+        step,
+        actor_name=STEP_ACTORS[kind],
+        queue_name=DEFAULT_QUEUE,
+        throws=PERMANENT,
+        time_limit=PRODUCT_TIME_LIMIT_MS,
+        on_retry_exhausted="tasks.llm_step_exhausted",
+    )
+
+
+summarize_document = _product_actor("summary")
+generate_flashcards = _product_actor("flashcards")
+generate_quiz = _product_actor("quiz")
+generate_diagnostics = _product_actor("diagnostics")
+PRODUCT_ACTORS = {
+    "summary": summarize_document,
+    "flashcards": generate_flashcards,
+    "quiz": generate_quiz,
+    "diagnostics": generate_diagnostics,
+}
+
+
+@dramatiq.actor(actor_name="tasks.llm_step_exhausted", queue_name=DEFAULT_QUEUE, throws=PERMANENT)
+async def llm_step_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """A step whose retries ran out: the document ends ``error`` with the last error."""
+    kwargs = message_data.get("kwargs") or {}
+    traceback = ((message_data.get("options") or {}).get("traceback") or "").strip()
+    last = traceback.splitlines()[-1] if traceback else "unknown error"
+    ctx = await runtime.context()
+    await fail_postprocessing(ctx, parse_id(kwargs["document_id"]), f"{message_data['actor_name']}: {last}")
+
+
+async def start_pipeline(document_id: str, steps: list[str]) -> bool:
+    """After aggregation: move the document to ``postprocessing`` and send the requested steps."""
+    wanted = [s for s in STEP_ACTORS if s in steps]
+    if not wanted:
+        return False
+    ctx = await runtime.context()
+    restore = await start_postprocessing(ctx, parse_id(document_id))
+    if restore is None:
+        return False
+    messages = [
+        PRODUCT_ACTORS[kind].message_with_options(
+            kwargs={"document_id": document_id, **({"finish_as": restore.value} if n == len(wanted) else {})},
+            pipe_ignore=True,
+        )
+        for n, kind in enumerate(wanted, 1)
+    ]
+    await asyncio.to_thread(dramatiq.pipeline(messages).run)
+    return True
 
 
 @dramatiq.actor(actor_name="tasks.echo", queue_name=DEFAULT_QUEUE, max_retries=0)

@@ -183,3 +183,9 @@ async def aggregate_document(document_id: str) -> None:
     ctx = await runtime.context()
     result = await documents.finish_document(ctx, documents.parse_document_id(document_id))
     await asyncio.to_thread(document_finished, document_id, result)  # Celery result, if it came via the bridge
+    if result is not None:
+        steps = (await ctx.store.get_document(documents.parse_document_id(document_id))).options.get("postprocess")
+        if steps:
+            from actors.llm import start_pipeline  # imported late: actors.llm imports this broker too
+
+            await start_pipeline(document_id, list(steps))

@@ -64,6 +64,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE pages ADD COLUMN resent_at timestamptz;
     CREATE INDEX pages_unfinished ON pages (document_id) WHERE status IN ('pending', 'running');
     """,
+    # 3: LLM products (summary, flashcards, quiz, diagnostics), one row per document and kind
+    """
+    CREATE TABLE artifacts (
+        document_id uuid NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+        kind        text NOT NULL,
+        data        jsonb NOT NULL,
+        tokens      integer NOT NULL DEFAULT 0 CHECK (tokens >= 0),
+        created_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (document_id, kind)
+    );
+    """,
 )
 
 

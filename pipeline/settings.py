@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_model: str = Field("gpt-4o-mini", validation_alias=_env("OPENAI_MODEL"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    llm_context_tokens: int = Field(6000, ge=256, validation_alias=_env("PAGEMILL_LLM_CONTEXT_TOKENS"))
+    llm_concurrency: int = Field(4, ge=1, validation_alias=_env("PAGEMILL_LLM_CONCURRENCY"))
+    llm_timeout_s: float = Field(120.0, gt=0, validation_alias=_env("PAGEMILL_LLM_TIMEOUT_S"))
+    llm_max_retries: int = Field(3, ge=0, validation_alias=_env("PAGEMILL_LLM_MAX_RETRIES"))
 
     # --- worker limits (Celery names; mapping to Dramatiq in README) --------------------------
     worker_concurrency: int | None = Field(None, ge=1, validation_alias=_env("CELERY_WORKER_CONCURRENCY"))

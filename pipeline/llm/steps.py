@@ -1,0 +1,69 @@
+"""LLM steps on a document: generate one product into an artifact; move the document's status."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+
+from pipeline.artifacts import Artifact, save_artifact
+from pipeline.context import Context
+from pipeline.errors import ConflictError
+from pipeline.jobs import DocumentStatus, PageStatus
+from pipeline.llm.chunking import PageText
+from pipeline.llm.client import LlmClient
+from pipeline.llm.products import generate
+
+log = structlog.get_logger(__name__)
+
+# Document states whose OCR text is complete enough to post-process.
+READY_STATES = (DocumentStatus.COMPLETED, DocumentStatus.PARTIAL_ERROR, DocumentStatus.POSTPROCESSING)
+
+
+async def run_product(ctx: Context, client: LlmClient, document_id: uuid.UUID, kind: str) -> Artifact:
+    """Generate product ``kind`` from the document's OCR text and store it as an artifact."""
+    doc = await ctx.store.get_document(document_id)
+    if doc.status not in READY_STATES:
+        raise ConflictError(
+            f"document {doc.id} is {doc.status.value}; {kind} needs its OCR text (completed first)",
+            document_id=str(doc.id),
+        )
+    pages = [
+        PageText(p.page_no, p.text or "")
+        for p in await ctx.store.list_pages(doc.id)
+        if p.status is PageStatus.DONE
+    ]
+    product = await generate(client, kind, pages, budget_tokens=ctx.settings.llm_context_tokens)
+    data = {
+        "kind": kind,
+        "document_id": str(doc.id),
+        "model": client.model,
+        "pages": list(product.pages),
+        "usage": product.usage.as_dict(),
+        kind: product.data,
+    }
+    artifact = await save_artifact(ctx.store, doc.id, kind, data, tokens=product.usage.total_tokens)
+    log.info("artifact.saved", document_id=str(doc.id), kind=kind, **product.usage.as_dict())
+    return artifact
+
+
+async def start_postprocessing(ctx: Context, document_id: uuid.UUID) -> DocumentStatus | None:
+    """Move a finished document to ``postprocessing``; returns the status to restore at the end."""
+    doc = await ctx.store.get_document(document_id)
+    if doc.status not in (DocumentStatus.COMPLETED, DocumentStatus.PARTIAL_ERROR):
+        return None
+    moved = await ctx.store.set_status(doc.id, DocumentStatus.POSTPROCESSING, expect=[doc.status])
+    return doc.status if moved else None
+
+
+async def finish_postprocessing(ctx: Context, document_id: uuid.UUID, status: DocumentStatus) -> bool:
+    """Close post-processing with the status aggregation gave."""
+    return await ctx.store.set_status(document_id, status, expect=[DocumentStatus.POSTPROCESSING])
+
+
+async def fail_postprocessing(ctx: Context, document_id: uuid.UUID, reason: str) -> bool:
+    """Mark a post-processing document ``error`` with ``reason``."""
+    log.warning("postprocessing.failed", document_id=str(document_id), reason=reason)
+    return await ctx.store.set_status(
+        document_id, DocumentStatus.ERROR, expect=[DocumentStatus.POSTPROCESSING], error=reason
+    )
