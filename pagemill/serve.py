@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipeline.settings import Settings
 
@@ -40,7 +41,8 @@ def process_types(settings: Settings, *, host: str, port: int, ocr_processes: in
                                 "--processes", "1", "--threads", "4"]),
     ]
     if with_clock:
-        types.append(ProcessType("clock", [py, "-m", "periodiq", "actors.maintenance"]))
+        # periodiq is a package without __main__: run its console script from this venv.
+        types.append(ProcessType("clock", [str(Path(py).parent / "periodiq"), "actors.maintenance"]))
     types.append(ProcessType("bridge", [py, "-m", "pagemill.cli", "celery-bridge"]))
     return types
 
