@@ -78,3 +78,29 @@ def test_ocr_json_to_out_dir_and_failure_exit_code(tmp_path: Path) -> None:
     assert data["status"] == "completed" and data["page_count"] == 1
     assert pages.cer(data["pages"][0]["text"], "\n".join(pages.PARAGRAPH_A)) < 0.05
     assert not (out / "notes.json").exists()
+
+
+def test_two_clis_at_once_share_the_data_dir_without_harm(tmp_path: Path) -> None:
+    """A second `pagemill ocr` while one runs: both finish, each with its own document's text."""
+    data_dir = tmp_path / "data"
+    first = pages.write_pdf(tmp_path / "first.pdf", [pages.text_page(pages.PARAGRAPH_A)] * 2)
+    second = pages.write_pdf(tmp_path / "second.pdf", [pages.text_page(pages.PARAGRAPH_B)])
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pagemill.cli", "ocr", str(path)],
+            env=_embedded_env(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        )
+        for path in (first, second)
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (out, errors) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, errors[-3000:]
+    assert [pages.cer(t, "\n".join(pages.PARAGRAPH_A)) < 0.05 for t in outputs[0][0].split("\f")] == [True, True]
+    assert pages.cer(outputs[1][0], "\n".join(pages.PARAGRAPH_B)) < 0.05
+    assert _processes_using(data_dir) == []
+    # A third run afterwards finds the shared job store intact.
+    again = subprocess.run(
+        [sys.executable, "-m", "pagemill.cli", "ocr", str(second)],
+        check=False, env=_embedded_env(data_dir), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
