@@ -7,10 +7,11 @@ resolution so pdfium renders them back at any dpi.
 from __future__ import annotations
 
 import io
-import unicodedata
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from pipeline.ocr import scoring
 
 PAGE_SIZE = (1240, 1754)  # A4 at 150 dpi, pixels
 DPI = 150
@@ -101,18 +102,6 @@ def write_pdf(path: Path, pages: list[Image.Image]) -> Path:
     return path
 
 
-def normalise(text: str) -> str:
-    """NFC, whitespace runs collapsed to one space (how the fixtures' MANIFEST scores)."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
 def cer(hypothesis: str, reference: str) -> float:
-    """Character error rate: Levenshtein distance / reference length, on normalised text."""
-    hyp, ref = normalise(hypothesis), normalise(reference)
-    previous = list(range(len(hyp) + 1))
-    for i, rc in enumerate(ref, 1):
-        current = [i]
-        for j, hc in enumerate(hyp, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (rc != hc)))
-        previous = current
-    return previous[-1] / max(1, len(ref))
+    """Character error rate of ``hypothesis`` against ``reference`` (the fixtures' MANIFEST scoring)."""
+    return scoring.cer(reference, hypothesis)
