@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import structlog
 from dramatiq.asyncio import get_event_loop_thread
 
 from pipeline.context import Context
 from pipeline.logs import setup_logging
 from pipeline.settings import Settings
+
+# How long closing one context (pool, S3 client) may take at shutdown, seconds.
+CLOSE_TIMEOUT_S = 10
+log = structlog.get_logger(__name__)
 
 _lock = threading.Lock()
 _contexts: dict[asyncio.AbstractEventLoop, Context] = {}
@@ -60,11 +65,18 @@ def open_contexts() -> int:
 
 
 def close_contexts() -> None:
-    """Close the contexts opened on the worker's event loop (called at worker shutdown)."""
+    """Close every context this process opened (called at worker shutdown).
+
+    Each is closed on the loop it was opened on while that loop still runs; a context whose loop
+    has already stopped cannot be closed any more and is only dropped, with a warning.
+    """
     thread = get_event_loop_thread()
-    if thread is None:
-        return
-    ctx = _contexts.pop(thread.loop, None)
-    _opening.pop(thread.loop, None)
-    if ctx is not None:
-        thread.run_coroutine(ctx.aclose())
+    for loop, ctx in list(_contexts.items()):
+        _contexts.pop(loop, None)
+        _opening.pop(loop, None)
+        if thread is not None and loop is thread.loop:
+            thread.run_coroutine(ctx.aclose())
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(ctx.aclose(), loop).result(timeout=CLOSE_TIMEOUT_S)
+        else:
+            log.warning("runtime.context_dropped", reason="its event loop stopped before the context was closed")
