@@ -181,9 +181,10 @@ def serve(host: str, port: int, ocr_processes: int, no_clock: bool) -> None:
 @click.argument("document_id")
 def status(document_id: str) -> None:
     """Show a document's status, progress and errors."""
+    from pagemill.embedded import embedded_services
     from pipeline.jobs import JobStore, PageStatus
 
-    with _runtime(Settings(), worker=False, threads=0) as live:
+    with embedded_services(Settings(), redis=False) as live:  # the job store only: no broker
 
         async def show() -> int:
             store = await JobStore.connect(live.database_url.get_secret_value(), schema=live.db_schema)  # type: ignore[union-attr]
@@ -243,9 +244,10 @@ def celery_bridge(queues: str | None, name: str, modules: tuple[str, ...]) -> No
 @main.command()
 def migrate() -> None:
     """Apply the job store's schema migrations."""
+    from pagemill.embedded import embedded_services
     from pipeline.jobs import JobStore
 
-    with _runtime(Settings(), worker=False, threads=0) as live:
+    with embedded_services(Settings(), redis=False) as live:  # the job store only: no broker
         assert live.database_url is not None
 
         async def run() -> int:

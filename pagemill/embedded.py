@@ -63,9 +63,12 @@ def _embedded_postgres(pgdata: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def embedded_services(settings: Settings) -> Iterator[Settings]:
-    """Yield settings whose missing servers are embedded ones, stopped again on exit."""
-    needs_redis = not settings.redis_url
+def embedded_services(settings: Settings, *, redis: bool = True) -> Iterator[Settings]:
+    """Yield settings whose missing servers are embedded ones, stopped again on exit.
+
+    ``redis=False`` for commands that only read or migrate the job store.
+    """
+    needs_redis = redis and not settings.redis_url
     needs_pg = settings.database_url is None
     if not (needs_redis or needs_pg):
         yield settings
