@@ -26,8 +26,6 @@ from actors.middleware import LogContext, ProcessResources
 from pipeline.errors import PagemillError
 from pipeline.settings import Settings
 
-# How long a worker may be silent before its unacked messages go back to the queue (ms).
-HEARTBEAT_TIMEOUT_MS = 60_000
 # Dead-lettered messages are kept this long (ms): one week, like Dramatiq's default.
 DEAD_MESSAGE_TTL_MS = 7 * 24 * 3600 * 1000
 
@@ -68,7 +66,10 @@ def build_broker(settings: Settings) -> RedisBroker:
         url=settings.redis_url,
         namespace=settings.redis_namespace,
         middleware=middleware,
-        heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
+        # A worker silent this long is dead: its unacked messages go back to the queue during
+        # "maintenance", which runs on that fraction (per million) of broker commands.
+        heartbeat_timeout=settings.redis_heartbeat_timeout_ms,
+        maintenance_chance=settings.redis_maintenance_chance,
         dead_message_ttl=DEAD_MESSAGE_TTL_MS,
     )
 

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL", "CELERY_BROKER_URL"))
     result_backend_url: str | None = Field(None, validation_alias=_env("CELERY_RESULT_BACKEND"))
     redis_namespace: str = Field("dramatiq", validation_alias=_env("PAGEMILL_REDIS_NAMESPACE"))
+    # A worker silent this long (ms) is taken for dead and its unacked messages go back to the queue.
+    redis_heartbeat_timeout_ms: int = Field(
+        60_000, ge=1000, validation_alias=_env("PAGEMILL_REDIS_HEARTBEAT_TIMEOUT_MS")
+    )
+    # Broker commands per million that also run that requeue (Dramatiq's "maintenance").
+    redis_maintenance_chance: int = Field(
+        1000, ge=1, le=1_000_000, validation_alias=_env("PAGEMILL_REDIS_MAINTENANCE_CHANCE")
+    )
 
     # --- queues (Celery names) ----------------------------------------------------------------
     celery_default_queue: str | None = Field(None, validation_alias=_env("CELERY_DEFAULT_QUEUE"))
