@@ -75,6 +75,20 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (document_id, kind)
     );
     """,
+    # 4: completion callbacks: the URL given at upload, one delivery record per final state
+    """
+    ALTER TABLE documents ADD COLUMN callback_url text;
+    CREATE TABLE callback_deliveries (
+        document_id     uuid NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+        status          text NOT NULL,
+        attempts        integer NOT NULL DEFAULT 0,
+        claimed_until   timestamptz,
+        delivered_at    timestamptz,
+        response_status integer,
+        last_error      text,
+        PRIMARY KEY (document_id, status)
+    );
+    """,
 )
 
 
