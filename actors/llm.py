@@ -1,24 +1,35 @@
 """Actors on the default queue: LLM post-processing (summary, flashcards, quiz, diagnostics) and echo.
 
 Each product actor runs alone by ``document_id`` (artifact only, status untouched) or as a
-step of the ``dramatiq.pipeline`` that aggregation sends; the pipeline's last step carries
-``finish_as`` and closes ``postprocessing`` with the status aggregation gave.
+step of the ``dramatiq.pipeline`` that aggregation sends once the document is
+``postprocessing``; the pipeline's last step carries ``finish_as`` and sets that final status.
+A step that fails for good ends the document ``partial_error`` with the reason. Every LLM call
+first takes a slot of a Redis-backed ``ConcurrentRateLimiter`` shared by all workers
+(``PAGEMILL_LLM_MAX_CONCURRENCY``), waiting on the event loop without blocking it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import dramatiq
+import redis
+from dramatiq.rate_limits import ConcurrentRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend
 
 from actors import runtime
 from actors.broker import current_settings, setup_broker
+from actors.notify import notify_if_final
 from pipeline.errors import BadInputError, ConflictError, NotFoundError, PagemillError
 from pipeline.jobs import DocumentStatus, parse_id
 from pipeline.llm.client import LlmClient
 from pipeline.llm.errors import LlmAnswerError, LlmConfigError
-from pipeline.llm.steps import fail_postprocessing, finish_postprocessing, run_product, start_postprocessing
+from pipeline.llm.steps import fail_postprocessing, finish_postprocessing, run_product
+from pipeline.settings import Settings
 
 broker = setup_broker()
 DEFAULT_QUEUE = current_settings().default_queue
@@ -34,7 +45,42 @@ STEP_ACTORS = {
 # Time limit of one product (several chunks, retries with Retry-After waits), milliseconds.
 PRODUCT_TIME_LIMIT_MS = 30 * 60 * 1000
 
+# Waits between tries for a shared LLM slot, seconds (doubling, with jitter).
+SLOT_WAIT_MIN_S, SLOT_WAIT_MAX_S = 0.05, 1.0
+# A slot held by a worker that died is freed this long after the limiter key last changed, beyond
+# the longest call (timeout x attempts), seconds.
+SLOT_TTL_MARGIN_S = 60
+
 _clients: dict[asyncio.AbstractEventLoop, tuple[Any, LlmClient]] = {}
+
+
+def shared_llm_slot(settings: Settings) -> Callable[[], AbstractAsyncContextManager[None]] | None:
+    """A factory of async context managers, each holding one of the cluster-wide LLM call slots."""
+    if settings.llm_max_concurrency == 0 or not settings.redis_url:
+        return None
+    backend = RedisBackend(client=redis.Redis.from_url(settings.redis_url))
+    ttl_s = settings.llm_timeout_s * (settings.llm_max_retries + 1) + SLOT_TTL_MARGIN_S
+    limiter = ConcurrentRateLimiter(
+        backend, f"{settings.redis_namespace}:llm-calls", limit=settings.llm_max_concurrency, ttl=int(ttl_s * 1000)
+    )
+
+    @asynccontextmanager
+    async def slot() -> AsyncIterator[None]:
+        wait = SLOT_WAIT_MIN_S
+        while True:
+            # limiter.acquire is a blocking Redis round trip: run it in a thread, sleep on the loop.
+            held = limiter.acquire(raise_on_failure=False)
+            if await asyncio.to_thread(held.__enter__):
+                break
+            await asyncio.to_thread(held.__exit__, None, None, None)
+            await asyncio.sleep(wait * random.uniform(0.5, 1.5))
+            wait = min(wait * 2, SLOT_WAIT_MAX_S)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(held.__exit__, None, None, None)
+
+    return slot
 
 
 def _client() -> LlmClient:
@@ -43,7 +89,7 @@ def _client() -> LlmClient:
     settings = runtime.settings()
     cached = _clients.get(loop)
     if cached is None or cached[0] != settings:
-        _clients[loop] = (settings, LlmClient.from_settings(settings))
+        _clients[loop] = (settings, LlmClient.from_settings(settings, limiter=shared_llm_slot(settings)))
     return _clients[loop][1]
 
 
@@ -55,9 +101,11 @@ async def _step(kind: str, document_id: str, finish_as: str | None) -> dict[str,
     except PagemillError as exc:
         if not exc.retryable:
             await fail_postprocessing(ctx, doc_id, f"{kind}: {exc.reason}")
+            await notify_if_final(document_id)
         raise
     if finish_as is not None:
         await finish_postprocessing(ctx, doc_id, DocumentStatus(finish_as))
+        await notify_if_final(document_id)
     return {"document_id": document_id, "kind": kind, "tokens": artifact.tokens}
 
 
@@ -91,26 +139,29 @@ PRODUCT_ACTORS = {
 
 @dramatiq.actor(actor_name="tasks.llm_step_exhausted", queue_name=DEFAULT_QUEUE, throws=PERMANENT)
 async def llm_step_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
-    """A step whose retries ran out: the document ends ``error`` with the last error."""
+    """A step whose retries ran out: the document ends ``partial_error`` with the last error."""
     kwargs = message_data.get("kwargs") or {}
     traceback = ((message_data.get("options") or {}).get("traceback") or "").strip()
     last = traceback.splitlines()[-1] if traceback else "unknown error"
     ctx = await runtime.context()
-    await fail_postprocessing(ctx, parse_id(kwargs["document_id"]), f"{message_data['actor_name']}: {last}")
+    kind = message_data["actor_name"]
+    await fail_postprocessing(ctx, parse_id(kwargs["document_id"]), f"{kind}: {last}")
+    await notify_if_final(kwargs["document_id"])
 
 
-async def start_pipeline(document_id: str, steps: list[str]) -> bool:
-    """After aggregation: move the document to ``postprocessing`` and send the requested steps."""
+async def start_pipeline(document_id: str, steps: list[str], *, finish_as: DocumentStatus) -> bool:
+    """After aggregation left the document ``postprocessing``: send the steps it asked for, in order.
+
+    The last step sets ``finish_as`` (aggregation's status). With no known step, that is done now.
+    """
     wanted = [s for s in STEP_ACTORS if s in steps]
     if not wanted:
-        return False
-    ctx = await runtime.context()
-    restore = await start_postprocessing(ctx, parse_id(document_id))
-    if restore is None:
+        ctx = await runtime.context()
+        await finish_postprocessing(ctx, parse_id(document_id), finish_as)
         return False
     messages = [
         PRODUCT_ACTORS[kind].message_with_options(
-            kwargs={"document_id": document_id, **({"finish_as": restore.value} if n == len(wanted) else {})},
+            kwargs={"document_id": document_id, **({"finish_as": finish_as.value} if n == len(wanted) else {})},
             pipe_ignore=True,
         )
         for n, kind in enumerate(wanted, 1)

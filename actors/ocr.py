@@ -17,8 +17,10 @@ from dramatiq.middleware import CurrentMessage
 from actors import runtime
 from actors.broker import current_settings, setup_broker
 from actors.celery import document_finished
+from actors.notify import notify_if_final
 from pipeline import documents
 from pipeline.errors import BadInputError, EngineUnavailableError, NotFoundError, PagemillError
+from pipeline.jobs import DocumentStatus
 
 broker = setup_broker()
 _settings = current_settings()
@@ -59,7 +61,12 @@ async def _start(
         structlog.contextvars.bind_contextvars(document_id=str(doc_id))
     else:
         raise BadInputError("tasks.ocr_document needs document_id or storage_key")
-    pages = await documents.prepare_document(ctx, doc_id, require_pdf=require_pdf)
+    try:
+        pages = await documents.prepare_document(ctx, doc_id, require_pdf=require_pdf)
+    except PagemillError as exc:
+        if not exc.retryable:  # rejected: the document is now ``error``
+            await notify_if_final(str(doc_id))
+        raise
     if pages:
         group = dramatiq.group(ocr_page.message(document_id=str(doc_id), page_no=n) for n in pages)
         await asyncio.to_thread(group.run)
@@ -175,17 +182,20 @@ async def ocr_document_exhausted(message_data: dict[str, Any], retry_info: dict[
         doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, message_data["message_id"])
     ctx = await runtime.context()
     await documents.fail_document(ctx, doc_id, _exhausted_reason(message_data, retry_info))
+    await notify_if_final(str(doc_id))
 
 
 @dramatiq.actor(actor_name="tasks.aggregate_document", queue_name=OCR_QUEUE, throws=PERMANENT)
 async def aggregate_document(document_id: str) -> None:
-    """Write the document's text and JSON and set its final status."""
+    """Write the document's text and JSON; set its final status or start its LLM steps."""
     ctx = await runtime.context()
-    result = await documents.finish_document(ctx, documents.parse_document_id(document_id))
+    doc_id = documents.parse_document_id(document_id)
+    result = await documents.finish_document(ctx, doc_id)
     await asyncio.to_thread(document_finished, document_id, result)  # Celery result, if it came via the bridge
     if result is not None:
-        steps = (await ctx.store.get_document(documents.parse_document_id(document_id))).options.get("postprocess")
-        if steps:
+        doc = await ctx.store.get_document(doc_id)
+        if doc.status is DocumentStatus.POSTPROCESSING:
             from actors.llm import start_pipeline  # imported late: actors.llm imports this broker too
 
-            await start_pipeline(document_id, list(steps))
+            await start_pipeline(document_id, documents.postprocess_steps(doc), finish_as=result.status)
+    await notify_if_final(document_id)  # also after a redelivery, should the first run have died here

@@ -40,7 +40,7 @@ err = Console(stderr=True)
 
 
 @contextlib.contextmanager
-def _runtime(settings: Settings, *, worker: bool, threads: int) -> Iterator[Settings]:
+def _runtime(settings: Settings, *, worker: bool, threads: int, llm: bool = False) -> Iterator[Settings]:
     """Embedded servers if needed, the broker, and optionally an in-process worker."""
     from pagemill.embedded import embedded_services
     from pipeline.logs import setup_logging
@@ -58,7 +58,9 @@ def _runtime(settings: Settings, *, worker: bool, threads: int) -> Iterator[Sett
             return
         from dramatiq import Worker
 
-        w = Worker(broker, worker_threads=threads, queues={live.ocr_queue})
+        # The default queue too when LLM steps were asked for (they run there).
+        queues = {live.ocr_queue} | ({live.default_queue} if llm else set())
+        w = Worker(broker, worker_threads=threads, queues=queues)
         w.start()
         try:
             yield live
@@ -73,7 +75,9 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-async def _ocr_files(settings: Settings, files: list[Path], langs: tuple[str, ...]) -> dict[Path, object]:
+async def _ocr_files(
+    settings: Settings, files: list[Path], langs: tuple[str, ...], *, anki: Path | None = None
+) -> dict[Path, object]:
     from actors.ocr import ocr_document
     from pipeline import documents
     from pipeline.context import Context
@@ -84,7 +88,10 @@ async def _ocr_files(settings: Settings, files: list[Path], langs: tuple[str, ..
         submitted = []
         for path in files:
             try:
-                doc = await documents.ingest_upload(ctx, _file_chunks(path), filename=path.name, lang_hints=list(langs))
+                doc = await documents.ingest_upload(
+                    ctx, _file_chunks(path), filename=path.name, lang_hints=list(langs),
+                    options={"postprocess": ["flashcards"]} if anki else None,
+                )  # fmt: skip
             except PagemillError as exc:
                 outcomes[path] = exc
                 continue
@@ -107,9 +114,30 @@ async def _ocr_files(settings: Settings, files: list[Path], langs: tuple[str, ..
             if isinstance(doc, PagemillError) or doc.result_key is None:  # type: ignore[attr-defined]
                 continue
             outcomes[path] = (doc, json.loads(await ctx.storage.get_bytes(doc.result_key)))  # type: ignore[attr-defined]
+        if anki is not None and not await _write_apkg(ctx, outcomes, anki):
+            outcomes[anki] = PagemillError(f"{anki} was not written")
     finally:
         await ctx.aclose()
     return outcomes
+
+
+async def _write_apkg(ctx: object, outcomes: dict[Path, object], target: Path) -> bool:
+    """Write the flashcards of the (single) document as an Anki package; report why not otherwise."""
+    from pipeline.llm.anki import document_apkg
+
+    for path, outcome in outcomes.items():
+        if not isinstance(outcome, tuple):
+            continue
+        doc = outcome[0]
+        try:
+            data = await document_apkg(ctx.store, doc)  # type: ignore[attr-defined]
+        except PagemillError as exc:
+            err.print(f"[red]{path}: no Anki deck: {doc.error or exc.reason}[/red]")
+            return False
+        await asyncio.to_thread(target.write_bytes, data)
+        err.print(f"{path} flashcards -> {target}")
+        return True
+    return False
 
 
 @click.group()
@@ -124,12 +152,26 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--lang", "langs", multiple=True, help="Language hint (repeatable), before PADDLEOCR_LANG.")
 @click.option("--threads", default=2, show_default=True, help="Worker threads for the in-process worker.")
-def ocr(files: tuple[Path, ...], out_dir: Path | None, fmt: str, langs: tuple[str, ...], threads: int) -> None:
+@click.option(
+    "--anki", type=click.Path(dir_okay=False, path_type=Path),
+    help="Also make flashcards with the LLM (OPENAI_*) and write them to this Anki .apkg (one FILE).",
+)  # fmt: skip
+def ocr(
+    files: tuple[Path, ...], out_dir: Path | None, fmt: str, langs: tuple[str, ...], threads: int, anki: Path | None
+) -> None:
     """OCR FILES (PDF, PNG, JPEG, TIFF, WebP) and print or write their text."""
     settings = Settings()
-    with _runtime(settings, worker=True, threads=threads) as live:
-        outcomes = asyncio.run(_ocr_files(live, list(files), langs))
-    failed = False
+    if anki is not None:
+        if len(files) != 1:
+            raise click.UsageError(f"--anki writes one deck: give one FILE, not {len(files)}")
+        if settings.openai_api_key is None:
+            raise click.UsageError(
+                "--anki needs an LLM for the flashcards: set OPENAI_API_KEY (and OPENAI_MODEL), or point "
+                "OPENAI_BASE_URL at an OpenAI-compatible server and set OPENAI_API_KEY to any value it accepts"
+            )
+    with _runtime(settings, worker=True, threads=threads, llm=anki is not None) as live:
+        outcomes = asyncio.run(_ocr_files(live, list(files), langs, anki=anki))
+    failed = anki is not None and anki in outcomes  # the deck could not be made (reason printed)
     for path in files:
         outcome = outcomes.get(path)
         if isinstance(outcome, PagemillError):

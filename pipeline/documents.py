@@ -306,9 +306,17 @@ async def record_page_failure(ctx: Context, document_id: uuid.UUID, page_no: int
     return outcome
 
 
+def postprocess_steps(doc: Document) -> list[str]:
+    """The LLM steps the upload asked for (``postprocess``), in the order given."""
+    steps = doc.options.get("postprocess") or []
+    return [str(s) for s in steps] if isinstance(steps, list) else []
+
+
 async def finish_document(ctx: Context, document_id: uuid.UUID) -> DocumentResult | None:
     """Aggregate an ``aggregating`` document, store its results, set its final status.
 
+    When the upload asked for post-processing (and not every page failed) the document goes to
+    ``postprocessing`` instead; ``result.status`` is then the status its last LLM step sets.
     Returns None when the document is not aggregating (a duplicate message, or cancelled).
     """
     doc = await ctx.store.get_document(document_id)
@@ -320,11 +328,16 @@ async def finish_document(ctx: Context, document_id: uuid.UUID) -> DocumentResul
     json_key = result_key(doc.id, "json")
     await ctx.storage.put_bytes(result_key(doc.id, "txt"), result.text.encode("utf-8"))
     await ctx.storage.put_bytes(json_key, json.dumps(result.data, ensure_ascii=False).encode("utf-8"))
-    await ctx.store.finish_document(doc.id, result.status, result_key=json_key, error=result.error)
+    status = result.status
+    if postprocess_steps(doc) and status is not DocumentStatus.ERROR:
+        # Straight on to the LLM steps: the last one sets the final status (result.status), so
+        # no reader ever sees the document final before its artifacts exist.
+        status = DocumentStatus.POSTPROCESSING
+    await ctx.store.finish_document(doc.id, status, result_key=json_key, error=result.error)
     log.info(
         "document.finished",
         document_id=str(doc.id),
-        status=result.status.value,
+        status=status.value,
         page_count=len(pages),
         failed_pages=len(result.data["failed_pages"]),
     )

@@ -316,15 +316,17 @@ class JobStore:
     async def finish_document(
         self, document_id: uuid.UUID, status: DocumentStatus, *, result_key: str | None, error: str | None
     ) -> bool:
-        """Close an ``aggregating`` document with its final status; False if it was not aggregating."""
+        """Close an ``aggregating`` document with its final status (or ``postprocessing``).
+
+        False if it was not aggregating."""
         row = await self.pool.fetchrow(
             """
-            UPDATE documents SET status = $2, result_key = $3, error = $4,
-                   updated_at = now(), finished_at = now()
+            UPDATE documents SET status = $2, result_key = $3, error = $4, updated_at = now(),
+                   finished_at = CASE WHEN $5 THEN now() ELSE finished_at END
              WHERE id = $1 AND status = 'aggregating'
             RETURNING 1
             """,
-            document_id, status.value, result_key, error,
+            document_id, status.value, result_key, error, status.is_final,
         )  # fmt: skip
         return row is not None
 

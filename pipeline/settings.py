@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     llm_concurrency: int = Field(4, ge=1, validation_alias=_env("PAGEMILL_LLM_CONCURRENCY"))
     llm_timeout_s: float = Field(120.0, gt=0, validation_alias=_env("PAGEMILL_LLM_TIMEOUT_S"))
     llm_max_retries: int = Field(3, ge=0, validation_alias=_env("PAGEMILL_LLM_MAX_RETRIES"))
+    # LLM calls in flight across every worker (a Redis-backed Dramatiq rate limiter); 0 = no shared limit.
+    llm_max_concurrency: int = Field(8, ge=0, validation_alias=_env("PAGEMILL_LLM_MAX_CONCURRENCY"))
+
+    # --- completion callbacks (upload field callback_url) ------------------------------------------
+    # HMAC-SHA256 key of the X-Pagemill-Signature header; uploads with a callback_url need it.
+    callback_secret: SecretStr | None = Field(None, validation_alias=_env("PAGEMILL_CALLBACK_SECRET"))
+    callback_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("PAGEMILL_CALLBACK_TIMEOUT_S"))
 
     # --- worker limits (Celery names; mapping to Dramatiq in README) --------------------------
     worker_concurrency: int | None = Field(None, ge=1, validation_alias=_env("CELERY_WORKER_CONCURRENCY"))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pipeline import callbacks
 from pipeline.errors import ConflictError
 from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus
 from web._state import app_state, links, try_enqueue
@@ -36,13 +39,18 @@ async def cancel(request: Request) -> Response:
       "404": {description: "unknown or malformed id"}
       "409": {description: "the document has already finished"}
     """
-    store = app_state(request).ctx.store
+    state = app_state(request)
+    store = state.ctx.store
     doc_id = document_id(request)
     if not await store.set_status(
         doc_id, DocumentStatus.CANCELLED, expect=_ACTIVE_STATES, error="cancelled by request"
     ):
         doc = await store.get_document(doc_id)  # raises 404 when it does not exist
         raise ConflictError(f"document {doc.id} has already finished ({doc.status.value}); nothing to cancel")
+    if await callbacks.wants_notification(state.ctx, doc_id):
+        from actors.notify import notify_callback  # web only enqueues
+
+        await asyncio.to_thread(notify_callback.send, document_id=str(doc_id))
     return JSONResponse({"id": str(doc_id), "status": DocumentStatus.CANCELLED.value, "links": links(doc_id)})
 
 

@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline import documents, pdf
+from pipeline import callbacks, documents, pdf
 from pipeline.errors import BadInputError, LimitExceededError, PagemillError
 from pipeline.jobs import Document, DocumentStatus
 from pipeline.settings import Settings
@@ -54,6 +54,7 @@ class UploadOptions:
     dpi: int | None = None
     min_confidence: float | None = None
     postprocess: tuple[str, ...] = ()
+    callback_url: str | None = None
 
 
 def _listed(values: list[str]) -> list[str]:
@@ -98,7 +99,15 @@ def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
             raise BadRequestError(
                 f"postprocess: unknown step {step[:40]!r}; choose from {', '.join(POSTPROCESS_STEPS)}"
             )
-    return UploadOptions(tuple(dict.fromkeys(hints)), dpi_value, conf_value, tuple(dict.fromkeys(steps)))
+    callback = _single(fields, "callback_url")
+    if callback is not None:
+        try:
+            callback = callbacks.validate_callback_url(callback)
+        except BadInputError as exc:
+            raise BadRequestError(exc.reason) from None
+    return UploadOptions(
+        tuple(dict.fromkeys(hints)), dpi_value, conf_value, tuple(dict.fromkeys(steps)), callback
+    )
 
 
 def _check_declared_length(request: Request, limit: int) -> None:
@@ -204,6 +213,11 @@ async def _store(state: AppState, request: Request) -> Document:
             if start is None:
                 raise BadRequestError("the form has no file part; send the document as a part named 'file'")
             options = parse_options(fields)
+            if options.callback_url and state.settings.callback_secret is None:
+                raise BadRequestError(
+                    "callback_url: this server has no PAGEMILL_CALLBACK_SECRET to sign notifications with; "
+                    "ask its operator to set one, or upload without callback_url"
+                )
             async with aclosing(_tee(_file_bytes(parts), tmp)) as chunks:
                 doc = await documents.ingest_upload(
                     state.ctx, chunks, filename=_filename(start), lang_hints=options.lang_hints,
@@ -211,6 +225,8 @@ async def _store(state: AppState, request: Request) -> Document:
                     options={"postprocess": list(options.postprocess)} if options.postprocess else None,
                 )  # fmt: skip
         await _check_readable(state, doc, tmp)
+        if options.callback_url:
+            await callbacks.set_callback_url(state.ctx, doc.id, options.callback_url)
     finally:
         await asyncio.to_thread(tmp.unlink, missing_ok=True)
     return doc
@@ -233,6 +249,7 @@ async def upload(request: Request) -> Response:
               dpi: {type: integer, minimum: 36, maximum: 600}
               min_confidence: {type: number, minimum: 0, maximum: 1}
               postprocess: {type: string, description: "summary, flashcards, quiz, diagnostics"}
+              callback_url: {type: string, description: "http(s) URL that gets the final status once, signed"}
               file: {type: string, format: binary, description: "must be the last part"}
     responses:
       "202": {description: "accepted: {id, status, links}"}

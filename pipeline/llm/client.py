@@ -15,10 +15,12 @@ import contextlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import openai
 import structlog
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel, ValidationError
 
 from pipeline.llm.errors import LlmAnswerError, LlmConfigError, LlmUnavailableError
@@ -154,8 +156,8 @@ class LlmClient:
             try:
                 response = await self._client.chat.completions.create(
                     model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
-                    response_format=response_format(schema),  # type: ignore[arg-type]
+                    messages=cast("list[ChatCompletionMessageParam]", messages),
+                    response_format=cast("ResponseFormatJSONSchema", response_format(schema)),
                 )
             except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
                 raise LlmConfigError(f"the LLM server refused model {self.model}: {exc}") from exc

@@ -1,4 +1,10 @@
-"""LLM steps on a document: generate one product into an artifact; move the document's status."""
+"""LLM steps on a document: generate one product into an artifact; close post-processing.
+
+Aggregation moves a document that asked for post-processing straight to ``postprocessing``
+(never ``completed`` first). The last step sets the status aggregation computed; a step that
+fails for good ends the document ``partial_error`` with ``postprocessing failed: <kind>: <why>``,
+because its OCR text and JSON stay valid and are still served.
+"""
 
 from __future__ import annotations
 
@@ -47,23 +53,26 @@ async def run_product(ctx: Context, client: LlmClient, document_id: uuid.UUID, k
     return artifact
 
 
-async def start_postprocessing(ctx: Context, document_id: uuid.UUID) -> DocumentStatus | None:
-    """Move a finished document to ``postprocessing``; returns the status to restore at the end."""
-    doc = await ctx.store.get_document(document_id)
-    if doc.status not in (DocumentStatus.COMPLETED, DocumentStatus.PARTIAL_ERROR):
-        return None
-    moved = await ctx.store.set_status(doc.id, DocumentStatus.POSTPROCESSING, expect=[doc.status])
-    return doc.status if moved else None
-
-
 async def finish_postprocessing(ctx: Context, document_id: uuid.UUID, status: DocumentStatus) -> bool:
-    """Close post-processing with the status aggregation gave."""
+    """Close post-processing with the status aggregation gave (``completed`` or ``partial_error``)."""
     return await ctx.store.set_status(document_id, status, expect=[DocumentStatus.POSTPROCESSING])
 
 
 async def fail_postprocessing(ctx: Context, document_id: uuid.UUID, reason: str) -> bool:
-    """Mark a post-processing document ``error`` with ``reason``."""
+    """End a post-processing document ``partial_error``: its OCR result stands, an artifact is missing.
+
+    ``reason`` says which step failed and why; it is appended to aggregation's error (failed
+    pages), if any. False when the document was not post-processing (cancelled, or already closed).
+    """
     log.warning("postprocessing.failed", document_id=str(document_id), reason=reason)
-    return await ctx.store.set_status(
-        document_id, DocumentStatus.ERROR, expect=[DocumentStatus.POSTPROCESSING], error=reason
-    )
+    row = await ctx.store.pool.fetchrow(
+        """
+        UPDATE documents
+           SET status = 'partial_error', updated_at = now(), finished_at = now(),
+               error = CASE WHEN error IS NULL OR error = '' THEN $2 ELSE error || '; ' || $2 END
+         WHERE id = $1 AND status = 'postprocessing'
+        RETURNING 1
+        """,
+        document_id, f"postprocessing failed: {reason}",
+    )  # fmt: skip
+    return row is not None
