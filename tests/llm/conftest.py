@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from dramatiq.brokers.redis import RedisBroker
 from pydantic import SecretStr
 
 from pipeline.settings import Settings
@@ -46,8 +47,11 @@ def llm_settings(pipeline_settings: Settings, chat_server: ChatServer) -> Settin
 
 
 @pytest.fixture
-def web_client() -> Iterator[Callable[[Settings], httpx.Client]]:
-    """Start the real app (uvicorn in a thread) with these settings; returns a client for it."""
+def web_client(broker: RedisBroker) -> Iterator[Callable[[Settings], httpx.Client]]:
+    """Start the real app (uvicorn in a thread) with these settings; returns a client for it.
+
+    Needs the session broker first: the app would otherwise set up the process's broker itself.
+    """
     from tests.web.conftest import CLIENT_TIMEOUT_S, ServerThread
     from web.app import create_app
 
