@@ -75,6 +75,10 @@ def start_worker(broker: RedisBroker, pipeline_settings: Settings) -> Iterator[C
     yield start
     for worker in workers:
         worker.stop(timeout=30_000)
+        # Dramatiq never takes a stopped worker's _WorkerMiddleware off the broker: a queue declared
+        # later (a test-only actor) would give the stopped worker a consumer that prefetches messages
+        # no thread processes, and the next test's worker never sees them.
+        broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
     # Worker shutdown closes the pools and S3 clients it opened (a leak shows up here).
     assert runtime.open_contexts() == 0
     runtime.use_settings(None)
