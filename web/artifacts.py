@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline.artifacts import get_artifact
+from pipeline.artifacts import get_artifact, list_artifacts
 from pipeline.errors import NotFoundError
 from pipeline.llm.anki import document_apkg
 from pipeline.llm.schemas import PRODUCTS
@@ -34,6 +34,41 @@ async def get_artifact_json(request: Request) -> Response:
     doc = await store.get_document(document_id(request))
     artifact = await get_artifact(store, doc.id, kind)
     return JSONResponse(artifact.data | {"tokens": artifact.tokens, "created_at": artifact.created_at.isoformat()})
+
+
+async def list_document_artifacts(request: Request) -> Response:
+    """The artifacts a document has so far, with the tokens each took and the document's total.
+    ---
+    summary: Document artifacts and token use
+    tags: [results]
+    parameters:
+      - {name: document_id, in: path, required: true, schema: {type: string, format: uuid}}
+    responses:
+      "200": {description: "{items: [{kind, model, pages, usage, tokens, created_at, link}], tokens, usage}"}
+      "404": {description: "unknown or malformed id"}
+    """
+    store = app_state(request).ctx.store
+    doc = await store.get_document(document_id(request))
+    items = []
+    totals = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0}
+    for artifact in await list_artifacts(store, doc.id):
+        usage = artifact.data.get("usage") or {}
+        for key in totals:
+            totals[key] += int(usage.get(key, 0))
+        items.append(
+            {
+                "kind": artifact.kind,
+                "model": artifact.data.get("model"),
+                "pages": artifact.data.get("pages"),
+                "usage": usage,
+                "tokens": artifact.tokens,
+                "created_at": artifact.created_at.isoformat(),
+                "link": f"/api/documents/{doc.id}/artifacts/{artifact.kind}",
+            }
+        )
+    return JSONResponse(
+        {"document_id": str(doc.id), "items": items, "tokens": sum(a["tokens"] for a in items), "usage": totals}
+    )
 
 
 async def get_flashcards_apkg(request: Request) -> Response:
@@ -65,6 +100,7 @@ async def get_flashcards_apkg(request: Request) -> Response:
 
 
 routes = [
+    Route("/api/documents/{document_id}/artifacts", list_document_artifacts, methods=["GET"], name="list_artifacts"),
     Route(
         "/api/documents/{document_id}/flashcards.apkg", get_flashcards_apkg, methods=["GET"], name="get_flashcards_apkg"
     ),

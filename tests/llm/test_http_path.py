@@ -124,6 +124,15 @@ def test_upload_postprocess_artifacts_apkg_and_callback_over_http(
     assert summary.json()["tokens"] + cards.json()["tokens"] == sum(u["total_tokens"] for u in reported)
     total = _db(llm_settings, lambda ctx: artifacts.document_tokens(ctx.store, doc_id))
     assert total == sum(u["total_tokens"] for u in reported) > 0
+    listing = api.get(f"/api/documents/{doc_id}/artifacts").json()
+    assert sorted(item["kind"] for item in listing["items"]) == ["flashcards", "summary"]
+    assert listing["tokens"] == total
+    assert listing["usage"] == {
+        "prompt_tokens": sum(u["prompt_tokens"] for u in reported),
+        "completion_tokens": sum(u["completion_tokens"] for u in reported),
+        "total_tokens": total,
+        "calls": len(reported),
+    }
 
     # Anki: a real package whose notes are the flashcards artifact, HTML-escaped, page in a field.
     apkg = api.get(f"/api/documents/{doc_id}/flashcards.apkg")
