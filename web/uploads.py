@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -44,6 +45,8 @@ MAX_FILENAME_CHARS = 255
 # Answer when the row is stored but the broker failed (the reaper sends queued documents later).
 QUEUE_DELAYED_MESSAGE = "stored; the queue did not answer, so the reaper will send it shortly"
 _LANG = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# Form fields the upload reads (besides the file part); any other is refused.
+UPLOAD_FIELDS = ("lang_hints", "dpi", "min_confidence", "postprocess", "callback_url")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,12 @@ def _single(fields: dict[str, list[str]], name: str) -> str | None:
 
 def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
     """Validate the optional form fields; BadRequestError names the first bad one."""
+    unknown = sorted(set(fields) - set(UPLOAD_FIELDS))
+    if unknown:
+        # A misspelt option (``dpis=300``) silently ignored would OCR with the wrong settings.
+        raise BadRequestError(
+            f"unknown form field {unknown[0][:40]!r}; this endpoint takes {', '.join(UPLOAD_FIELDS)} and file"
+        )
     hints = [h.lower() for h in _listed(fields.get("lang_hints", []))]
     for hint in hints:
         if not _LANG.match(hint):
@@ -186,7 +195,12 @@ def _filename(start: FileStart) -> str | None:
     if not start.filename:
         return None
     # Old browsers send the client's full path (C:\...\scan.pdf); keep the last part.
-    return re.split(r"[\\/]", start.filename)[-1][:MAX_FILENAME_CHARS] or None
+    name = re.split(r"[\\/]", start.filename)[-1]
+    # Control and format characters go: PostgreSQL text refuses NUL, ESC sequences reach
+    # terminals through logs, U+202E makes "fdp.exe" read as "exe.pdf".
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+    name = name[:MAX_FILENAME_CHARS]
+    return None if name in ("", ".", "..") else name
 
 
 async def _store(state: AppState, request: Request) -> Document:

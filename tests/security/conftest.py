@@ -75,6 +75,10 @@ class Stack:
 
         return asyncio.run(run())
 
+    def sources(self) -> list[str]:
+        """The uploaded files in storage (results written meanwhile by the worker left out)."""
+        return [k for k in self.stored_keys() if k.rsplit("/", 1)[-1].startswith("source.")]
+
     def stored_keys(self) -> list[str]:
         """Every file under the local storage root, as storage keys."""
         root = self.settings.storage_dir
