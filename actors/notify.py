@@ -21,7 +21,7 @@ from pipeline.errors import NotFoundError
 from pipeline.jobs import parse_id
 
 broker = setup_broker()
-# Attempts after the first; with the broker's backoff (1 s doubling to 60 s) about 6 minutes.
+# Attempts after the first; with the default backoff (1 s doubling to 60 s) about 3 minutes in all.
 CALLBACK_MAX_RETRIES = 8
 CALLBACK_TIME_LIMIT_MS = 120_000
 
