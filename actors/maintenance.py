@@ -7,13 +7,14 @@ safe to run at any time and twice at once (the reaper claims rows with SKIP LOCK
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import dramatiq
 from periodiq import cron
 
 from actors import runtime
 from actors.broker import current_settings, setup_broker
-from pipeline.maintenance import reap
+from pipeline.maintenance import purge_expired, reap
 
 broker = setup_broker()
 import actors.ocr as ocr_actors
@@ -32,3 +33,19 @@ async def reap_lost_work() -> None:
     messages += [ocr_actors.aggregate_document.message(document_id=str(d)) for d in plan.aggregations]
     for message in messages:
         await asyncio.to_thread(broker.enqueue, message)
+
+
+@dramatiq.actor(actor_name="tasks.purge_expired", queue_name=DEFAULT_QUEUE, periodic=cron("17 * * * *"), max_retries=0)
+async def purge_expired_documents() -> None:
+    """Delete documents finished longer than PAGEMILL_RETENTION_DAYS ago (files and rows)."""
+    ctx = await runtime.context()
+    settings = ctx.settings
+    if settings.retention_days == 0:
+        return
+    await purge_expired(
+        ctx.store,
+        ctx.storage,
+        older_than=timedelta(days=settings.retention_days),
+        batch_size=settings.retention_batch,
+        max_batches=settings.retention_max_batches,
+    )

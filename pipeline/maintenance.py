@@ -1,20 +1,28 @@
-"""Periodic maintenance steps: the reaper that finds lost work.
+"""Periodic maintenance steps: the reaper that finds lost work, and the retention purge.
 
 Messages can be lost in ways retries never see: a worker killed between the barrier's commit
 and the aggregation enqueue, a Redis restart without AOF, a message purged by hand. The reaper
 finds documents silent for longer than ``reaper_age_s`` and says what to re-send; every re-sent
 message is idempotent, so a false positive costs only duplicate work. Rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` so two reapers running at once split the work instead of doubling it.
+
+The purge deletes documents that finished longer than the retention age ago: their storage
+objects first (everything under ``documents/<id>/``), then their rows (pages, artifacts and
+callback deliveries go with them by ``ON DELETE CASCADE``), one bounded batch per transaction.
+The batch's rows stay locked (``FOR UPDATE SKIP LOCKED``) until the rows are gone, so a second
+purge takes other documents and a reprocess request waits, then finds nothing.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
 
-from pipeline.jobs import JobStore, PageStatus
+from pipeline.jobs import FINAL_DOCUMENT_STATES, JobStore, PageStatus
+from pipeline.storage import Storage
 
 log = structlog.get_logger(__name__)
 
@@ -105,3 +113,74 @@ async def reap(store: JobStore, *, age_s: int, max_resends: int) -> ReapPlan:
             documents_failed=plan.documents_failed,
         )
     return plan
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    """What one purge removed."""
+
+    documents: tuple[uuid.UUID, ...]
+    objects: int  # storage objects deleted
+    batches: int
+
+
+def document_prefix(document_id: uuid.UUID) -> str:
+    """The storage prefix that holds everything of one document."""
+    return f"documents/{document_id}/"
+
+
+async def purge_expired(
+    store: JobStore, storage: Storage, *, older_than: timedelta, batch_size: int, max_batches: int
+) -> PurgeResult:
+    """Delete documents final for longer than ``older_than``, at most ``max_batches`` batches per call."""
+    purged: list[uuid.UUID] = []
+    objects = batches = 0
+    while batches < max_batches:
+        ids, removed = await _purge_batch(store, storage, older_than=older_than, batch_size=batch_size)
+        if not ids:
+            break
+        batches += 1
+        purged.extend(ids)
+        objects += removed
+        if len(ids) < batch_size:
+            break
+    if purged:
+        log.info("retention.purged", documents=len(purged), objects=objects, batches=batches,
+                 older_than_s=older_than.total_seconds())  # fmt: skip
+    return PurgeResult(tuple(purged), objects, batches)
+
+
+async def _purge_batch(
+    store: JobStore, storage: Storage, *, older_than: timedelta, batch_size: int
+) -> tuple[list[uuid.UUID], int]:
+    final = [s.value for s in FINAL_DOCUMENT_STATES]
+    async with store.pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            """
+            SELECT id, source_key FROM documents
+             WHERE status = ANY($1::text[]) AND coalesce(finished_at, updated_at) < now() - $2::interval
+             ORDER BY coalesce(finished_at, updated_at) LIMIT $3 FOR UPDATE SKIP LOCKED
+            """,
+            final, older_than, batch_size,
+        )  # fmt: skip
+        if not rows:
+            return [], 0
+        ids = [r["id"] for r in rows]
+        # Storage first: if it fails the transaction rolls back and the next run tries again;
+        # rows deleted first would leave objects nothing points to any more.
+        removed = 0
+        for doc_id in ids:
+            removed += await storage.delete_prefix(document_prefix(doc_id))
+        await conn.execute("DELETE FROM documents WHERE id = ANY($1::uuid[])", ids)
+        # A source a Celery producer stored elsewhere (``storage_key``) goes too, unless another
+        # document still reads it.
+        outside = {r["source_key"] for r in rows if not r["source_key"].startswith(document_prefix(r["id"]))}
+        if outside:
+            shared = await conn.fetch(
+                "SELECT DISTINCT source_key FROM documents WHERE source_key = ANY($1::text[])", list(outside)
+            )
+            for key in sorted(outside - {r["source_key"] for r in shared}):
+                if await storage.exists(key):
+                    await storage.delete(key)
+                    removed += 1
+    return ids, removed

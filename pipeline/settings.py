@@ -8,13 +8,12 @@ module reads ``os.environ``: build ``Settings()`` at the edge and pass it down.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-
 
 
 def _default_data_dir() -> Path:
@@ -117,7 +116,11 @@ class Settings(BaseSettings):
     reaper_age_s: int = Field(900, ge=1, validation_alias=_env("PAGEMILL_REAPER_AGE_S"))
     # ... at most this many times per page, then the page fails with a reason.
     reaper_max_resends: int = Field(3, ge=0, validation_alias=_env("PAGEMILL_REAPER_MAX_RESENDS"))
+    # Finished documents (files, results, rows) are deleted this many days after they finished; 0 = never.
     retention_days: int = Field(30, ge=0, validation_alias=_env("PAGEMILL_RETENTION_DAYS"))
+    # Documents deleted per purge transaction, and batches per hourly run (the next run goes on).
+    retention_batch: int = Field(100, ge=1, le=10_000, validation_alias=_env("PAGEMILL_RETENTION_BATCH"))
+    retention_max_batches: int = Field(50, ge=1, validation_alias=_env("PAGEMILL_RETENTION_MAX_BATCHES"))
     log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias=_env("PAGEMILL_LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("PAGEMILL_LOG_LEVEL"))
 
