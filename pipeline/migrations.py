@@ -89,6 +89,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (document_id, status)
     );
     """,
+    # 5: the daily summary (documents by state, pages/s, failure reasons, tokens), one row per UTC day
+    """
+    CREATE TABLE daily_stats (
+        day         date PRIMARY KEY,
+        summary     jsonb NOT NULL,
+        computed_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX pages_finished_at ON pages (finished_at);
+    CREATE INDEX documents_finished_at ON documents (finished_at);
+    """,
 )
 
 
