@@ -1,13 +1,17 @@
 """Periodic maintenance on the default queue, scheduled by one `periodiq actors.maintenance` process.
 
 periodiq has no lock and fires once at start for the current minute, so every job here is
-safe to run at any time and twice at once (the reaper claims rows with SKIP LOCKED).
+safe to run at any time and twice at once: the reaper and the retention purge claim rows with
+SKIP LOCKED, the daily summary replaces its day's row.
+
+Schedules (the clock's local time): reaper every 5 minutes, purge hourly at :17, daily summary
+at 00:05.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dramatiq
 from periodiq import cron
@@ -15,6 +19,7 @@ from periodiq import cron
 from actors import runtime
 from actors.broker import current_settings, setup_broker
 from pipeline.maintenance import purge_expired, reap
+from pipeline.stats import record_day
 
 broker = setup_broker()
 import actors.ocr as ocr_actors
@@ -49,3 +54,16 @@ async def purge_expired_documents() -> None:
         batch_size=settings.retention_batch,
         max_batches=settings.retention_max_batches,
     )
+
+
+@dramatiq.actor(actor_name="tasks.daily_stats", queue_name=DEFAULT_QUEUE, periodic=cron("5 0 * * *"), max_retries=3)
+async def daily_stats() -> None:
+    """Store (and log) the summary of yesterday and of today so far, in UTC days.
+
+    periodiq's cron runs in the clock's local time zone: summarising yesterday *and* today on
+    every run means each UTC day is recomputed once it is complete, whatever that zone is.
+    """
+    ctx = await runtime.context()
+    today = datetime.now(UTC).date()
+    for day in (today - timedelta(days=1), today):
+        await record_day(ctx.store, day)

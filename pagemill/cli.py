@@ -253,6 +253,42 @@ def status(document_id: str) -> None:
 
 
 @main.command()
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366), help="How many days, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as stored.")
+def stats(days: int, as_json: bool) -> None:
+    """Show the daily summaries the clock stores (documents, pages/s, failure reasons, tokens)."""
+    from pagemill.embedded import embedded_services
+    from pipeline.jobs import JobStore
+    from pipeline.stats import DailySummary, stored_days
+
+    with embedded_services(Settings(), redis=False) as live:  # the job store only: no broker
+
+        async def read() -> list[DailySummary]:
+            store = await JobStore.connect(live.database_url.get_secret_value(), schema=live.db_schema)  # type: ignore[union-attr]
+            try:
+                return await stored_days(store, days=days)
+            finally:
+                await store.aclose()
+
+        summaries = asyncio.run(read())
+    if not summaries:
+        err.print("no daily summaries yet: the clock process (periodiq actors.maintenance) stores one at 00:05")
+    for s in summaries:
+        if as_json:
+            click.echo(json.dumps(s.to_json()))
+            continue
+        finished = ", ".join(f"{k}={v}" for k, v in sorted(s.documents_finished.items())) or "none"
+        click.echo(f"{s.day}  documents finished: {finished}  created: {sum(s.documents_created.values())}")
+        times = "  ".join(f"{k}={v:g}s" for k, v in s.document_seconds.items())
+        click.echo(f"  pages: {s.pages_processed} ({s.pages_failed} failed)  {s.pages_per_s:.4f}/s average, "
+                   f"{s.peak_pages_per_s:.2f}/s busiest minute" + (f"  document time {times}" if times else ""))
+        if s.llm_tokens:
+            click.echo("  LLM tokens: " + ", ".join(f"{k}={v}" for k, v in s.llm_tokens.items()))
+        for r in s.failure_reasons:
+            click.echo(f"  {r.count:>5} x {r.reason}")
+
+
+@main.command()
 def doctor() -> None:
     """Check Redis, PostgreSQL, storage and the OCR engine; say how to fix what is missing."""
     from pagemill.doctor import run_checks

@@ -52,3 +52,41 @@ def test_reaper_resends_page_messages_lost_from_redis(
             await ctx.aclose()
 
     asyncio.run(scenario())
+
+
+def test_scheduled_purge_and_daily_summary_run_on_a_worker(
+    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+) -> None:
+    from actors.maintenance import daily_stats, purge_expired_documents
+
+    async def scenario() -> None:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            pdf = pages.pdf_bytes([pages.blank_page(255)])
+            old = await documents.ingest_upload(ctx, chunks_of(pdf), filename="old.pdf")
+            recent = await documents.ingest_upload(ctx, chunks_of(pdf), filename="recent.pdf")
+            await ctx.store.pool.execute(
+                "UPDATE documents SET status = 'completed', finished_at = now() - make_interval(days => $2) WHERE id = $1",
+                old.id, pipeline_settings.retention_days + 1,
+            )  # fmt: skip
+            await ctx.store.pool.execute("UPDATE documents SET status = 'completed', finished_at = now() WHERE id = $1",
+                                         recent.id)  # fmt: skip
+            start_worker(pipeline_settings)
+            purge_expired_documents.send()
+            daily_stats.send()
+            deadline = asyncio.get_running_loop().time() + 60
+            while await ctx.store.pool.fetchval("SELECT count(*) FROM daily_stats") < 2 or await ctx.storage.exists(
+                old.source_key
+            ):
+                assert asyncio.get_running_loop().time() < deadline, "the maintenance actors did not run"
+                await asyncio.sleep(0.1)
+            assert [d.id for d in await ctx.store.list_documents()] == [recent.id]
+            assert await ctx.storage.exists(recent.source_key)
+            # Yesterday and today (UTC): the recent document finished in one of them; the purged
+            # one is gone from the numbers.
+            finished = [r["summary"]["documents_finished"] for r in await ctx.store.pool.fetch("SELECT summary FROM daily_stats")]
+            assert sorted(finished, key=len) == [{}, {"completed": 1}]
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
