@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,9 @@ JSON_CONTENT_TYPE = "application/json"
 # Canvas fields of the embed that the bridge cannot honour: results of a chord/chain/link are not
 # fed to the next task, so running the head alone would silently break the producer's workflow.
 CANVAS_FIELDS = ("callbacks", "errbacks", "chain", "chord")
+# Largest message the bridge takes, bytes: tasks carry ids and storage keys, never documents, and
+# each message is decoded (and re-encoded for Dramatiq) in the bridge's memory.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 class RefusedMessage(Exception):
@@ -78,9 +82,14 @@ def _when(value: Any, field: str, task_id: str | None) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _time_limit(value: Any) -> float | None:
+def _time_limit(value: Any, task_id: str) -> float | None:
     if not isinstance(value, (list, tuple)):
         return None
+    if any(isinstance(v, float) and not math.isfinite(v) for v in value):
+        raise RefusedMessage(
+            f"header 'timelimit' is {value!r}; send [hard, soft] seconds as finite numbers or null",
+            task_id=task_id,
+        )
     limits = [float(v) for v in value if isinstance(v, (int, float)) and v > 0]
     return min(limits) if limits else None
 
@@ -103,6 +112,12 @@ def _decode_body(envelope: dict[str, Any], task_id: str | None) -> Any:
         else:
             raise RefusedMessage(f"unknown body_encoding {encoding!r}", task_id=task_id)
         return json.loads(text)
+    except LookupError:  # an unknown content-encoding such as "klingon"
+        raise RefusedMessage(
+            f"unknown content-encoding {envelope.get('content-encoding')!r}; send utf-8", task_id=task_id
+        ) from None
+    except RecursionError:
+        raise RefusedMessage("the message body nests too deeply to decode", task_id=task_id) from None
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise RefusedMessage(f"the message body is not valid base64 JSON ({exc})", task_id=task_id) from None
 
@@ -111,7 +126,7 @@ def parse_message(raw: bytes | str) -> CeleryTask:
     """Decode one raw list element into a :class:`CeleryTask`, or raise :class:`RefusedMessage`."""
     try:
         envelope = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RefusedMessage("the message is not JSON (not a kombu envelope)") from None
     if not isinstance(envelope, dict) or "body" not in envelope:
         raise RefusedMessage("the message is not a kombu envelope (no body)")
@@ -120,7 +135,8 @@ def parse_message(raw: bytes | str) -> CeleryTask:
     if not isinstance(headers, dict) or not isinstance(properties, dict):
         raise RefusedMessage("the message headers/properties are not objects")
     task_id = headers.get("id") or properties.get("correlation_id")
-    task_id = str(task_id) if task_id else None
+    # Celery ids are strings; anything else would name a garbage result key.
+    task_id = task_id if isinstance(task_id, str) else None
     name = headers.get("task")
     content_type = envelope.get("content-type")
     if content_type != JSON_CONTENT_TYPE:
@@ -134,6 +150,13 @@ def parse_message(raw: bytes | str) -> CeleryTask:
     if not name or not task_id:
         raise RefusedMessage(
             "not a Celery protocol 2 message (no `task`/`id` header); set task_protocol=2 on the producer",
+            task_id=task_id,
+            task_name=name,
+        )
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise RefusedMessage(
+            f"the message is {len(raw)} bytes, more than the bridge's limit of {MAX_MESSAGE_BYTES} bytes; "
+            "pass a storage_key or document_id instead of the data itself",
             task_id=task_id,
             task_name=name,
         )
@@ -167,5 +190,5 @@ def parse_message(raw: bytes | str) -> CeleryTask:
         ignore_result=bool(headers.get("ignore_result")),
         group_id=headers.get("group") or None,
         parent_id=headers.get("parent_id") or None,
-        time_limit_s=_time_limit(headers.get("timelimit")),
+        time_limit_s=_time_limit(headers.get("timelimit"), task_id),
     )

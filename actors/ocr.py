@@ -131,6 +131,7 @@ async def ocr_page(
     **_: Any,
 ) -> dict[str, Any] | None:
     """OCR one page of a document; the page that closes the barrier sends aggregation."""
+    page_no = _page_number(page_no)
     ctx = await runtime.context()
     if document_id is None:
         if storage_key is None:
@@ -163,6 +164,15 @@ async def ocr_page_exhausted(message_data: dict[str, Any], retry_info: dict[str,
     outcome = await documents.record_page_failure(ctx, doc_id, page_no, _exhausted_reason(message_data, retry_info))
     if outcome.closed:
         await asyncio.to_thread(aggregate_document.send, document_id=str(doc_id))
+
+
+def _page_number(value: Any) -> int:
+    """``page_no`` from a message (Celery producers may send "3"); BadInputError unless a number >= 1."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise BadInputError(f"page_no must be a page number from 1, got {str(value)[:40]!r}")
 
 
 def _exhausted_reason(message_data: dict[str, Any], retry_info: dict[str, Any]) -> str:

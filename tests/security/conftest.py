@@ -37,6 +37,8 @@ API_KEY = "security-suite-key"
 # Small limits so the oversize cases cost little: bytes per upload, pages per document.
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
 MAX_PAGES = 50
+# Retry backoff of the worker process, as the session broker's (ms).
+FAST_RETRIES = {"PAGEMILL_MIN_BACKOFF_MS": "50", "PAGEMILL_MAX_BACKOFF_MS": "200"}
 # How long a hostile document may take to reach a final state, seconds.
 JOB_TIMEOUT_S = 120
 
@@ -122,7 +124,7 @@ def stack(
     worker = subprocess.Popen(
         [sys.executable, "-m", "dramatiq", "actors.ocr", "actors.llm", "--queues", settings.ocr_queue,
          settings.default_queue, "--processes", "1", "--threads", "2"],
-        cwd=ROOT, env=worker_env(settings), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, env=worker_env(settings) | FAST_RETRIES, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     queue = f"celery-sec-{uuid.uuid4().hex[:12]}"
     assert settings.results_url is not None
