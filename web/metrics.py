@@ -1,21 +1,28 @@
 """``GET /metrics``: Prometheus text from a registry of this app's own.
 
-Uploads are counted in-process. Documents by state, queue depths and the page latency
-histogram are read from PostgreSQL and Redis at scrape time, so every web process reports the
-same cluster-wide numbers (scrape one of them, or aggregate with ``max``). The histogram covers
-the pages still in the database: the retention purge lowers it, which Prometheus treats as a
-counter reset.
+Uploads are counted in-process. Everything else is read from PostgreSQL and Redis at scrape
+time, so every web process reports the same cluster-wide numbers (scrape one of them, or
+aggregate with ``max``): documents and pages by state, queue depths and the age of the oldest
+waiting message, histograms of document and page durations, LLM tokens. Histograms and the
+token counter cover the rows still in the database: the retention purge lowers them, which
+Prometheus treats as a counter reset (``rate`` and ``increase`` handle it).
+
+Worker-side numbers (messages processed, errors, retries, durations per actor) come from
+Dramatiq's Prometheus middleware on the workers themselves; see ``actors/metrics.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import asyncpg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from starlette.requests import Request
@@ -23,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline.context import Context
-from pipeline.jobs import DocumentStatus
+from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus, PageStatus
 from pipeline.settings import Settings
 from web import _queries
 from web._state import app_state
@@ -32,15 +39,25 @@ log = structlog.get_logger(__name__)
 
 # Page latency histogram bounds, seconds (OCR of one page: ~1-5 s on CPU).
 PAGE_LATENCY_BUCKETS_S = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+# Document duration histogram bounds, seconds (upload to final state: seconds to hours).
+DOCUMENT_DURATION_BUCKETS_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,
+                               3600.0, 7200.0, 14400.0)  # fmt: skip
 # Longest a scrape waits on PostgreSQL or Redis, seconds.
 SCRAPE_TIMEOUT_S = 5.0
+# Messages looked at from the head of each queue for the oldest one: requeued messages go to the
+# tail, so the head is nearly, not strictly, in age order.
+OLDEST_SCAN = 10
 
 
 @dataclass(slots=True)
 class _Snapshot:
     documents: dict[DocumentStatus, int] | None = None
     queues: dict[tuple[str, str], int] | None = None
+    oldest_s: dict[str, float] | None = None
     latency: _queries.LatencyBuckets | None = None
+    durations: dict[str, _queries.LatencyBuckets] | None = None
+    pages: dict[PageStatus, int] | None = None
+    tokens: dict[str, int] | None = None
     up: dict[str, bool] = field(default_factory=dict)
 
 
@@ -75,17 +92,53 @@ class _StateCollector(Collector):
             for (queue, kind), count in snap.queues.items():
                 queues.add_metric([queue, kind], count)
             yield queues
-        if snap.latency is not None:
-            buckets = [
-                (str(b), c) for b, c in zip(PAGE_LATENCY_BUCKETS_S, snap.latency.cumulative, strict=True)
-            ]
-            buckets.append(("+Inf", snap.latency.count))
-            yield HistogramMetricFamily(
-                "pagemill_page_duration_seconds",
-                "Time to render and OCR one page (pages.duration_ms)",
-                buckets=buckets,
-                sum_value=snap.latency.sum_ms / 1000.0,
+        if snap.oldest_s is not None:
+            oldest = GaugeMetricFamily(
+                "pagemill_queue_oldest_message_age_seconds",
+                "Age of the oldest message waiting in each Dramatiq queue (since it was sent, or its eta); 0 when empty",
+                labels=["queue"],
             )
+            for queue, age in snap.oldest_s.items():
+                oldest.add_metric([queue], age)
+            yield oldest
+        if snap.pages is not None:
+            pages = GaugeMetricFamily("pagemill_pages", "Pages in each state", labels=["state"])
+            for page_status, count in snap.pages.items():
+                pages.add_metric([page_status.value], count)
+            yield pages
+        if snap.latency is not None:
+            yield _histogram(
+                "pagemill_page_duration_seconds", "Time to render and OCR one page (pages.duration_ms)",
+                PAGE_LATENCY_BUCKETS_S, {(): snap.latency}, (),
+            )  # fmt: skip
+        if snap.durations is not None:
+            yield _histogram(
+                "pagemill_document_duration_seconds",
+                "Time from upload to the final state, per final state (documents still in the database)",
+                DOCUMENT_DURATION_BUCKETS_S, {(k,): v for k, v in snap.durations.items()}, ("state",),
+            )  # fmt: skip
+        if snap.tokens is not None:
+            tokens = CounterMetricFamily(
+                "pagemill_llm_tokens", "LLM tokens used, prompt and completion, per artifact kind", labels=["kind"]
+            )
+            for kind, count in snap.tokens.items():
+                tokens.add_metric([kind], count)
+            yield tokens
+
+
+def _histogram(
+    name: str,
+    documentation: str,
+    bounds_s: tuple[float, ...],
+    series: dict[tuple[str, ...], _queries.LatencyBuckets],
+    labels: tuple[str, ...],
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=list(labels))
+    for values, counts in series.items():
+        buckets = [(str(b), c) for b, c in zip(bounds_s, counts.cumulative, strict=True)]
+        buckets.append(("+Inf", counts.count))
+        family.add_metric(list(values), buckets, counts.sum_ms / 1000.0)
+    return family
 
 
 class Metrics:
@@ -114,9 +167,13 @@ class Metrics:
             pool = ctx.store.pool
             bounds_ms = [int(b * 1000) for b in PAGE_LATENCY_BUCKETS_S]
             try:
-                snap.documents, snap.latency = await asyncio.wait_for(
+                snap.documents, snap.latency, snap.durations, snap.pages, snap.tokens = await asyncio.wait_for(
                     asyncio.gather(
-                        _queries.documents_by_status(pool), _queries.page_latency(pool, bounds_ms)
+                        _queries.documents_by_status(pool),
+                        _queries.page_latency(pool, bounds_ms),
+                        _document_durations(pool),
+                        _pages_by_status(pool),
+                        _llm_tokens(pool),
                     ),
                     SCRAPE_TIMEOUT_S,
                 )
@@ -125,7 +182,7 @@ class Metrics:
                 log.warning("metrics.source_failed", source="postgresql", error=repr(exc))
                 snap.up["postgresql"] = False
             try:
-                snap.queues = await asyncio.wait_for(_queue_depths(redis, settings), SCRAPE_TIMEOUT_S)
+                snap.queues, snap.oldest_s = await asyncio.wait_for(_queue_depths(redis, settings), SCRAPE_TIMEOUT_S)
                 snap.up["redis"] = True
             except Exception as exc:  # noqa: BLE001
                 log.warning("metrics.source_failed", source="redis", error=repr(exc))
@@ -134,9 +191,10 @@ class Metrics:
             return generate_latest(self.registry)
 
 
-async def _queue_depths(redis: Redis, settings: Settings) -> dict[tuple[str, str], int]:
-    # Dramatiq's Redis broker keeps message ids in the list <ns>:<queue>, delayed ones in the
-    # list <ns>:<queue>.DQ and dead letters in the sorted set <ns>:<queue>.XQ (dispatch.lua).
+async def _queue_depths(redis: Redis, settings: Settings) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
+    # Dramatiq's Redis broker keeps message ids in the list <ns>:<queue> (sent with RPUSH, taken
+    # with LPOP), their bodies in the hash <ns>:<queue>.msgs, delayed ones in the list
+    # <ns>:<queue>.DQ and dead letters in the sorted set <ns>:<queue>.XQ (dispatch.lua).
     ns = settings.redis_namespace
     queues = list(dict.fromkeys([settings.ocr_queue, settings.default_queue]))
     pipe = redis.pipeline(transaction=False)
@@ -144,16 +202,68 @@ async def _queue_depths(redis: Redis, settings: Settings) -> dict[tuple[str, str
         pipe.llen(f"{ns}:{queue}")
         pipe.llen(f"{ns}:{queue}.DQ")
         pipe.zcard(f"{ns}:{queue}.XQ")
+        pipe.lrange(f"{ns}:{queue}", 0, OLDEST_SCAN - 1)
     counts = await pipe.execute()
-    out: dict[tuple[str, str], int] = {}
+    depths: dict[tuple[str, str], int] = {}
+    heads: dict[str, list[bytes]] = {}
     for i, queue in enumerate(queues):
-        ready, delayed, dead = counts[3 * i : 3 * i + 3]
-        out.update({(queue, "ready"): ready, (queue, "delayed"): delayed, (queue, "dead"): dead})
+        ready, delayed, dead, heads[queue] = counts[4 * i : 4 * i + 4]
+        depths.update({(queue, "ready"): ready, (queue, "delayed"): delayed, (queue, "dead"): dead})
+    pipe = redis.pipeline(transaction=False)
+    for queue in queues:
+        pipe.hmget(f"{ns}:{queue}.msgs", heads[queue] or ["-"])
+    bodies = await pipe.execute()
+    now_ms = time.time() * 1000
+    oldest = {
+        queue: max((now_ms - _waiting_since_ms(b) for b in found if b is not None), default=0.0) / 1000.0
+        for queue, found in zip(queues, bodies, strict=True)
+    }
+    return depths, {q: max(0.0, round(age, 3)) for q, age in oldest.items()}
+
+
+def _waiting_since_ms(body: bytes) -> float:
+    # A message waits from when it was sent, or from its eta when it was delayed (a retry).
+    try:
+        data = json.loads(body)
+        return max(float(data["message_timestamp"]), float(data.get("options", {}).get("eta") or 0))
+    except (ValueError, KeyError, TypeError):
+        return time.time() * 1000  # not a message this code can read: do not count it as old
+
+
+async def _document_durations(pool: asyncpg.Pool) -> dict[str, _queries.LatencyBuckets]:
+    """Upload-to-final-state seconds of finished documents, bucketed per final state, every state present."""
+    # The bounds are constants of this module, not user input.
+    filters = ", ".join(f"count(*) FILTER (WHERE s <= {float(b)})" for b in DOCUMENT_DURATION_BUCKETS_S)
+    rows = await pool.fetch(
+        f"SELECT status, {filters}, count(*), COALESCE(sum(s), 0) FROM ("
+        "  SELECT status, extract(epoch FROM finished_at - created_at) AS s FROM documents"
+        "   WHERE finished_at IS NOT NULL AND status = ANY($1::text[])) d GROUP BY status",
+        [s.value for s in FINAL_DOCUMENT_STATES],
+    )
+    n = len(DOCUMENT_DURATION_BUCKETS_S)
+    out = {s.value: _queries.LatencyBuckets((0,) * n, 0, 0) for s in sorted(FINAL_DOCUMENT_STATES)}
+    for row in rows:
+        values = list(row.values())
+        out[row["status"]] = _queries.LatencyBuckets(
+            tuple(int(v) for v in values[1 : n + 1]), int(values[n + 1]), int(float(values[n + 2]) * 1000)
+        )
     return out
 
 
+async def _pages_by_status(pool: asyncpg.Pool) -> dict[PageStatus, int]:
+    rows = await pool.fetch("SELECT status, count(*) AS n FROM pages GROUP BY status")
+    counts = {s: 0 for s in PageStatus}
+    counts.update({PageStatus(r["status"]): r["n"] for r in rows})
+    return counts
+
+
+async def _llm_tokens(pool: asyncpg.Pool) -> dict[str, int]:
+    rows = await pool.fetch("SELECT kind, sum(tokens) AS n FROM artifacts GROUP BY kind ORDER BY kind")
+    return {r["kind"]: int(r["n"]) for r in rows}
+
+
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: uploads, documents by state, queue depths, page latency.
+    """Prometheus metrics: uploads, documents and pages by state, queues, durations, LLM tokens.
     ---
     summary: Prometheus metrics
     tags: [operations]
