@@ -62,6 +62,11 @@ def build_broker(settings: Settings) -> RedisBroker:
         # Accepts the `periodic` actor option; skips scheduled messages that waited too long.
         PeriodiqMiddleware(skip_delay=60),
     ]
+    if settings.worker_metrics_port:
+        # Imported only when asked for: dramatiq's prometheus module makes a /tmp directory on import.
+        from actors.metrics import WorkerMetrics
+
+        middleware.append(WorkerMetrics(settings))
     return RedisBroker(
         url=settings.redis_url,
         namespace=settings.redis_namespace,

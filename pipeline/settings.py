@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     # Documents deleted per purge transaction, and batches per hourly run (the next run goes on).
     retention_batch: int = Field(100, ge=1, le=10_000, validation_alias=_env("PAGEMILL_RETENTION_BATCH"))
     retention_max_batches: int = Field(50, ge=1, validation_alias=_env("PAGEMILL_RETENTION_MAX_BATCHES"))
+    # Dramatiq CLI workers serve Prometheus metrics on this port (0 = off); one port per worker command.
+    worker_metrics_port: int = Field(0, ge=0, le=65535, validation_alias=_env("PAGEMILL_WORKER_METRICS_PORT"))
+    worker_metrics_host: str = Field("0.0.0.0", validation_alias=_env("PAGEMILL_WORKER_METRICS_HOST"))
     log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias=_env("PAGEMILL_LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("PAGEMILL_LOG_LEVEL"))
 
@@ -186,6 +189,11 @@ class Settings(BaseSettings):
     def storage_dir(self) -> Path:
         """Root of local-directory storage."""
         return self.data_dir / "storage"
+
+    @property
+    def worker_metrics_dir(self) -> Path:
+        """prometheus_client's multiprocess files of the workers serving ``worker_metrics_port``."""
+        return self.data_dir / "worker-metrics" / str(self.worker_metrics_port)
 
     @property
     def cache_dir(self) -> Path:
