@@ -33,6 +33,7 @@ from pipeline.errors import (
 from pipeline.jobs import Document, DocumentStatus, PageOutcome, PageStatus, parse_id
 from pipeline.ocr import get_engine, recognize_page
 from pipeline.storage import fetch_cached
+from pipeline.thumbnails import thumbnail_key, thumbnail_png
 
 log = structlog.get_logger(__name__)
 
@@ -230,11 +231,15 @@ async def process_page(ctx: Context, document_id: uuid.UUID, page_no: int) -> Pa
     engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(doc.lang_hints))
     min_conf = doc.min_confidence if doc.min_confidence is not None else settings.min_confidence
 
-    def run() -> Any:
+    def run() -> tuple[Any, bytes]:
         image = pdf.render_page(path, page_no, dpi=_dpi(ctx, doc), max_page_pixels=settings.max_page_pixels)
-        return recognize_page(engine, image, min_confidence=min_conf)
+        thumbnail = thumbnail_png(image)  # before OCR, which may turn the image it is given
+        return recognize_page(engine, image, min_confidence=min_conf), thumbnail
 
-    result = await asyncio.to_thread(run)
+    result, thumbnail = await asyncio.to_thread(run)
+    # Stored before the page is marked done, so a reader that sees `done` finds the thumbnail;
+    # a redelivered message writes the same key again.
+    await ctx.storage.put_bytes(thumbnail_key(doc.id, page_no), thumbnail)
     duration_ms = int((time.perf_counter() - started) * 1000)
     outcome = await ctx.store.finish_page(
         doc.id,

@@ -21,7 +21,19 @@ from pipeline.context import Context
 from pipeline.errors import PagemillError
 from pipeline.logs import setup_logging
 from pipeline.settings import Settings
-from web import actions, artifacts, documents, health, metrics, openapi, results, sse, uploads
+from web import (
+    actions,
+    artifacts,
+    dashboard,
+    documents,
+    health,
+    metrics,
+    openapi,
+    results,
+    sse,
+    thumbnails,
+    uploads,
+)
 from web._state import AppState, Enqueue
 from web.auth import ApiKeyMiddleware
 from web.errors import EXCEPTION_HANDLERS
@@ -31,12 +43,14 @@ ROUTES = [
     *uploads.routes,
     *documents.routes,
     *results.routes,
+    *thumbnails.routes,
     *artifacts.routes,
     *sse.routes,
     *actions.routes,
     *health.routes,
     *metrics.routes,
     *openapi.routes,
+    *dashboard.routes,
 ]
 
 

@@ -14,8 +14,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from web.errors import ForbiddenError, UnauthorizedError, error_response
 
-# Paths served without a key.
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# Paths served without a key. The dashboard page and its assets hold no data (web/dashboard.py).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+OPEN_PREFIXES = ("/static/",)
+
+
+def _is_open(path: str) -> bool:
+    # A static path with ".." is refused by StaticFiles anyway; it is not waved through here either.
+    return path in OPEN_PATHS or (path.startswith(OPEN_PREFIXES) and ".." not in path)
 
 
 class ApiKeyMiddleware:
@@ -33,7 +39,7 @@ class ApiKeyMiddleware:
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._keys or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or not self._keys or _is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
         header = Headers(scope=scope).get("authorization", "")
