@@ -83,12 +83,14 @@ async def documents_by_status(pool: asyncpg.Pool) -> dict[DocumentStatus, int]:
     return counts
 
 
-async def page_latency(pool: asyncpg.Pool, bounds_ms: Sequence[int]) -> LatencyBuckets:
-    """Page durations bucketed at ``bounds_ms`` in one scan of ``pages``."""
+async def page_latency(pool: asyncpg.Pool, bounds_ms: Sequence[int], *, window_s: float) -> LatencyBuckets:
+    """Durations of pages finished in the last ``window_s`` seconds, bucketed at ``bounds_ms``."""
     # The bounds are integer constants of the metrics module, not user input.
     filters = ", ".join(f"count(*) FILTER (WHERE duration_ms <= {int(b)})" for b in bounds_ms)
     row = await pool.fetchrow(
-        f"SELECT {filters}, count(*), COALESCE(sum(duration_ms), 0) FROM pages WHERE duration_ms IS NOT NULL"
+        f"SELECT {filters}, count(*), COALESCE(sum(duration_ms), 0) FROM pages "
+        "WHERE duration_ms IS NOT NULL AND finished_at > now() - make_interval(secs => $1)",
+        float(window_s),
     )
     values = list(row.values())
     return LatencyBuckets(tuple(int(v) for v in values[: len(bounds_ms)]), int(values[-2]), int(values[-1]))

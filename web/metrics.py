@@ -3,11 +3,16 @@
 Uploads are counted in-process. Everything else is read from PostgreSQL and Redis at scrape
 time, so every web process reports the same cluster-wide numbers (scrape one of them, or
 aggregate with ``max``): documents and pages by state, queue depths and the age of the oldest
-waiting message, histograms of document and page durations, LLM tokens. Histograms and the
-token counter cover the rows still in the database: the retention purge lowers them, which
-Prometheus treats as a counter reset (``rate`` and ``increase`` handle it).
+waiting message, and, over the last hour (``RECENT_S``), the durations of the documents and
+pages that finished and the LLM tokens used.
 
-Worker-side numbers (messages processed, errors, retries, durations per actor) come from
+The durations are gauge histograms (OpenMetrics ``gaugehistogram``): the distribution of the
+last hour, which goes down as well as up. Take quantiles from the buckets as they are
+(``histogram_quantile(0.95, ...)``), never through ``rate()``. They are not counters because
+counts read from the job store drop whenever the retention purge deletes rows, and ``rate()``
+would take each drop for a restart and show a spike.
+
+Worker-side counters (messages processed, errors, retries, time per actor) come from
 Dramatiq's Prometheus middleware on the workers themselves; see ``actors/metrics.py``.
 """
 
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from starlette.requests import Request
@@ -42,6 +47,8 @@ PAGE_LATENCY_BUCKETS_S = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.
 # Document duration histogram bounds, seconds (upload to final state: seconds to hours).
 DOCUMENT_DURATION_BUCKETS_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,
                                3600.0, 7200.0, 14400.0)  # fmt: skip
+# The window of the duration histograms and the token gauge, seconds.
+RECENT_S = 3600
 # Longest a scrape waits on PostgreSQL or Redis, seconds.
 SCRAPE_TIMEOUT_S = 5.0
 # Messages looked at from the head of each queue for the oldest one: requeued messages go to the
@@ -108,18 +115,21 @@ class _StateCollector(Collector):
             yield pages
         if snap.latency is not None:
             yield _histogram(
-                "pagemill_page_duration_seconds", "Time to render and OCR one page (pages.duration_ms)",
+                "pagemill_page_duration_seconds",
+                "Time to render and OCR one page, pages finished in the last hour (pages.duration_ms)",
                 PAGE_LATENCY_BUCKETS_S, {(): snap.latency}, (),
             )  # fmt: skip
         if snap.durations is not None:
             yield _histogram(
                 "pagemill_document_duration_seconds",
-                "Time from upload to the final state, per final state (documents still in the database)",
+                "Time from upload to the final state, documents that reached it in the last hour",
                 DOCUMENT_DURATION_BUCKETS_S, {(k,): v for k, v in snap.durations.items()}, ("state",),
             )  # fmt: skip
         if snap.tokens is not None:
-            tokens = CounterMetricFamily(
-                "pagemill_llm_tokens", "LLM tokens used, prompt and completion, per artifact kind", labels=["kind"]
+            tokens = GaugeMetricFamily(
+                "pagemill_llm_tokens_last_hour",
+                "LLM tokens (prompt and completion) of the artifacts made in the last hour, per kind",
+                labels=["kind"],
             )
             for kind, count in snap.tokens.items():
                 tokens.add_metric([kind], count)
@@ -132,8 +142,8 @@ def _histogram(
     bounds_s: tuple[float, ...],
     series: dict[tuple[str, ...], _queries.LatencyBuckets],
     labels: tuple[str, ...],
-) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, documentation, labels=list(labels))
+) -> GaugeHistogramMetricFamily:
+    family = GaugeHistogramMetricFamily(name, documentation, labels=list(labels))
     for values, counts in series.items():
         buckets = [(str(b), c) for b, c in zip(bounds_s, counts.cumulative, strict=True)]
         buckets.append(("+Inf", counts.count))
@@ -170,10 +180,10 @@ class Metrics:
                 snap.documents, snap.latency, snap.durations, snap.pages, snap.tokens = await asyncio.wait_for(
                     asyncio.gather(
                         _queries.documents_by_status(pool),
-                        _queries.page_latency(pool, bounds_ms),
-                        _document_durations(pool),
+                        _queries.page_latency(pool, bounds_ms, window_s=RECENT_S),
+                        _document_durations(pool, RECENT_S),
                         _pages_by_status(pool),
-                        _llm_tokens(pool),
+                        _llm_tokens(pool, RECENT_S),
                     ),
                     SCRAPE_TIMEOUT_S,
                 )
@@ -230,15 +240,15 @@ def _waiting_since_ms(body: bytes) -> float:
         return time.time() * 1000  # not a message this code can read: do not count it as old
 
 
-async def _document_durations(pool: asyncpg.Pool) -> dict[str, _queries.LatencyBuckets]:
-    """Upload-to-final-state seconds of finished documents, bucketed per final state, every state present."""
+async def _document_durations(pool: asyncpg.Pool, window_s: float) -> dict[str, _queries.LatencyBuckets]:
+    """Upload-to-final-state seconds of documents finished in the window, per final state (all present)."""
     # The bounds are constants of this module, not user input.
     filters = ", ".join(f"count(*) FILTER (WHERE s <= {float(b)})" for b in DOCUMENT_DURATION_BUCKETS_S)
     rows = await pool.fetch(
         f"SELECT status, {filters}, count(*), COALESCE(sum(s), 0) FROM ("
         "  SELECT status, extract(epoch FROM finished_at - created_at) AS s FROM documents"
-        "   WHERE finished_at IS NOT NULL AND status = ANY($1::text[])) d GROUP BY status",
-        [s.value for s in FINAL_DOCUMENT_STATES],
+        "   WHERE finished_at > now() - make_interval(secs => $2) AND status = ANY($1::text[])) d GROUP BY status",
+        [s.value for s in FINAL_DOCUMENT_STATES], float(window_s),
     )
     n = len(DOCUMENT_DURATION_BUCKETS_S)
     out = {s.value: _queries.LatencyBuckets((0,) * n, 0, 0) for s in sorted(FINAL_DOCUMENT_STATES)}
@@ -257,8 +267,12 @@ async def _pages_by_status(pool: asyncpg.Pool) -> dict[PageStatus, int]:
     return counts
 
 
-async def _llm_tokens(pool: asyncpg.Pool) -> dict[str, int]:
-    rows = await pool.fetch("SELECT kind, sum(tokens) AS n FROM artifacts GROUP BY kind ORDER BY kind")
+async def _llm_tokens(pool: asyncpg.Pool, window_s: float) -> dict[str, int]:
+    rows = await pool.fetch(
+        "SELECT kind, sum(tokens) AS n FROM artifacts WHERE created_at > now() - make_interval(secs => $1) "
+        "GROUP BY kind ORDER BY kind",
+        float(window_s),
+    )
     return {r["kind"]: int(r["n"]) for r in rows}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import httpx
 from dramatiq.brokers.redis import RedisBroker
@@ -70,14 +69,14 @@ def test_queue_depths_and_oldest_message_age(api: httpx.Client, broker: RedisBro
     broker.flush_all()
 
 
-def test_document_and_page_histograms_and_tokens(api: httpx.Client, pipeline_settings: Settings) -> None:
+def test_last_hour_histograms_and_tokens(api: httpx.Client, pipeline_settings: Settings) -> None:
     async def fill() -> None:
         assert pipeline_settings.database_url is not None
         store = await JobStore.connect(pipeline_settings.database_url.get_secret_value(),
                                        schema=pipeline_settings.db_schema)  # fmt: skip
         try:
-            start = datetime(2026, 1, 5, 9, tzinfo=UTC)
-            for status, seconds in (("completed", 4), ("completed", 40), ("completed", 400), ("error", 0.5)):
+            done = [("completed", 4), ("completed", 40), ("completed", 400), ("error", 0.5), ("completed", 7)]
+            for i, (status, seconds) in enumerate(done):
                 doc_id = uuid.uuid4()
                 await store.create_document(document_id=doc_id, source_key="k", kind="pdf")
                 await store.start_pages(doc_id, kind="pdf", page_count=2, engine="test")
@@ -87,10 +86,20 @@ def test_document_and_page_histograms_and_tokens(api: httpx.Client, pipeline_set
                 else:
                     await store.finish_page(doc_id, 2, PageStatus.DONE, text="t", duration_ms=7000)
                     await save_artifact(store, doc_id, "summary", {"s": 1}, tokens=250)
+                # The last one finished two hours ago: outside the window, pages and tokens too.
+                ago = 7200 if i == len(done) - 1 else 0
                 await store.pool.execute(
-                    "UPDATE documents SET status = $2, created_at = $3, finished_at = $4 WHERE id = $1",
-                    doc_id, status, start, start + timedelta(seconds=seconds),
+                    "UPDATE documents SET status = $2, finished_at = now() - make_interval(secs => $3), "
+                    "created_at = now() - make_interval(secs => $3 + $4) WHERE id = $1",
+                    doc_id, status, float(ago), float(seconds),
                 )  # fmt: skip
+                if ago:
+                    await store.pool.execute(
+                        "UPDATE pages SET finished_at = now() - interval '2 hours' WHERE document_id = $1", doc_id
+                    )
+                    await store.pool.execute(
+                        "UPDATE artifacts SET created_at = now() - interval '2 hours' WHERE document_id = $1", doc_id
+                    )
             running = uuid.uuid4()  # unfinished: in no histogram
             await store.create_document(document_id=running, source_key="k", kind="pdf")
             await store.start_pages(running, kind="pdf", page_count=1, engine="test")
@@ -98,21 +107,24 @@ def test_document_and_page_histograms_and_tokens(api: httpx.Client, pipeline_set
             await store.aclose()
 
     asyncio.run(fill())
-    metrics = samples(api.get("/metrics").text)
+    text = api.get("/metrics").text
+    metrics = samples(text)
+    assert "# TYPE pagemill_document_duration_seconds histogram" in text
     hist = "pagemill_document_duration_seconds"
-    assert value(metrics, f"{hist}_count", state="completed") == 3
-    assert value(metrics, f"{hist}_sum", state="completed") == 444
+    assert value(metrics, f"{hist}_gcount", state="completed") == 3
+    assert abs(value(metrics, f"{hist}_gsum", state="completed") - 444) < 1
     assert value(metrics, f"{hist}_bucket", state="completed", le="5.0") == 1
     assert value(metrics, f"{hist}_bucket", state="completed", le="60.0") == 2
     assert value(metrics, f"{hist}_bucket", state="completed", le="300.0") == 2
     assert value(metrics, f"{hist}_bucket", state="completed", le="600.0") == 3
+    assert value(metrics, f"{hist}_bucket", state="completed", le="+Inf") == 3
     assert value(metrics, f"{hist}_bucket", state="error", le="1.0") == 1
-    assert value(metrics, f"{hist}_count", state="cancelled") == 0
-    assert value(metrics, "pagemill_page_duration_seconds_count") == 7
+    assert value(metrics, f"{hist}_gcount", state="cancelled") == 0
+    assert value(metrics, "pagemill_page_duration_seconds_gcount") == 7
     assert value(metrics, "pagemill_page_duration_seconds_bucket", le="2.0") == 4
-    assert value(metrics, "pagemill_page_duration_seconds_sum") == 4 * 1.5 + 3 * 7
-    assert value(metrics, "pagemill_pages", state="done") == 7
+    assert value(metrics, "pagemill_page_duration_seconds_gsum") == 4 * 1.5 + 3 * 7
+    assert value(metrics, "pagemill_pages", state="done") == 9  # all pages in the job store
     assert value(metrics, "pagemill_pages", state="failed") == 1
     assert value(metrics, "pagemill_pages", state="pending") == 1
-    assert value(metrics, "pagemill_documents", state="completed") == 3
-    assert value(metrics, "pagemill_llm_tokens_total", kind="summary") == 750
+    assert value(metrics, "pagemill_documents", state="completed") == 4
+    assert value(metrics, "pagemill_llm_tokens_last_hour", kind="summary") == 750

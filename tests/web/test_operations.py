@@ -65,7 +65,7 @@ def test_metrics_count_uploads_states_and_queues(
     assert (
         _sample(text, "pagemill_queue_messages", f'kind="dead",queue="{broker_settings.default_queue}"') == 0
     )
-    assert _sample(text, "pagemill_page_duration_seconds_count") == 0
+    assert _sample(text, "pagemill_page_duration_seconds_gcount") == 0
     assert _sample(text, "pagemill_page_duration_seconds_bucket", 'le="+Inf"') == 0
     assert _sample(text, "pagemill_source_up", 'source="postgresql"') == 1
 
