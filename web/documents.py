@@ -102,9 +102,15 @@ async def list_documents(request: Request) -> Response:
     summary: List documents
     tags: [documents]
     parameters:
-      - {name: status, in: query, schema: {type: string}, description: "one document status"}
+      - name: status
+        in: query
+        description: "one document status"
+        schema:
+          type: string
+          enum: [pending, queued, extracting, processing_chunks, aggregating, postprocessing, completed,
+                 partial_error, error, cancelled]
       - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 200, default: 50}}
-      - {name: offset, in: query, schema: {type: integer, minimum: 0, default: 0}}
+      - {name: offset, in: query, schema: {type: integer, minimum: 0, maximum: 2147483647, default: 0}}
     responses:
       "200": {description: "{items, total, limit, offset, next_offset}"}
       "400": {description: "unknown status or bad paging value"}
@@ -112,7 +118,7 @@ async def list_documents(request: Request) -> Response:
     state = app_state(request)
     raw_status = request.query_params.get("status")
     try:
-        status = DocumentStatus(raw_status) if raw_status else None
+        status = DocumentStatus(raw_status) if raw_status is not None else None
     except ValueError:
         known = ", ".join(s.value for s in DocumentStatus)
         raise BadRequestError(f"status: {raw_status[:40]!r} is not one of {known}") from None  # type: ignore[index]

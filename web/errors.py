@@ -20,6 +20,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from pipeline.errors import ConflictError, PagemillError, TransientError
 
@@ -86,7 +87,15 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if exc.status_code != 404 else f"no endpoint at {request.url.path}"
-    return error_response(exc.status_code, code, str(message), dict(exc.headers or {}) or None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette's Allow names only the first route of the path; GET and POST /api/documents
+        # are two routes, so list the methods of every route that serves this path.
+        methods = {m for r in request.app.routes if r.matches(request.scope)[0] is Match.PARTIAL
+                   for m in getattr(r, "methods", None) or ()}  # fmt: skip
+        headers["Allow"] = ", ".join(sorted(methods))
+        message = f"{request.method} is not allowed on {request.url.path}; use {headers['Allow']}"
+    return error_response(exc.status_code, code, str(message), headers or None)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:

@@ -13,8 +13,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
+from web.auth import OPEN_PATHS
+
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
+# The body of every 4xx/5xx answer (web/errors.py).
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 _generator = SchemaGenerator(
     {
@@ -27,6 +42,7 @@ _generator = SchemaGenerator(
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": ERROR_SCHEMA},
         },
         "security": [{"bearer": []}],
     }
@@ -34,8 +50,20 @@ _generator = SchemaGenerator(
 
 
 def build_schema(routes: list[Any]) -> dict[str, Any]:
-    """The OpenAPI document for ``routes``."""
-    return _generator.get_schema(routes=routes)
+    """The OpenAPI document for ``routes``, with the answers every operation can give added."""
+    schema = _generator.get_schema(routes=routes)
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if path in OPEN_PATHS:
+                operation["security"] = []  # probes carry no key (web/auth.py)
+            else:
+                responses.setdefault("401", {"description": "no API key sent (PAGEMILL_API_KEYS is set)"})
+                responses.setdefault("403", {"description": "the API key is not one of PAGEMILL_API_KEYS"})
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    response.setdefault("content", _ERROR_CONTENT)
+    return schema
 
 
 async def openapi(request: Request) -> Response:

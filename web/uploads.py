@@ -258,6 +258,7 @@ async def upload(request: Request) -> Response:
           schema:
             type: object
             required: [file]
+            additionalProperties: false
             properties:
               lang_hints: {type: string, description: "comma list or repeated field, e.g. en,french"}
               dpi: {type: integer, minimum: 36, maximum: 600}
