@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 from dramatiq import Broker, Message, Worker
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import prometheus
 
 from pipeline.settings import Settings
@@ -65,24 +66,24 @@ class WorkerMetrics(prometheus.Prometheus):
         if self.booted:
             super().after_worker_shutdown(broker, worker)
 
-    def after_nack(self, broker: Broker, message: Message[Any]) -> None:
+    def after_nack(self, broker: Broker, message: MessageProxy) -> None:
         if self.booted:
             super().after_nack(broker, message)
 
-    def after_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
+    def after_enqueue(self, broker: Broker, message: Message[Any], delay: int) -> None:
         if self.booted:
             super().after_enqueue(broker, message, delay)
 
-    def before_delay_message(self, broker: Broker, message: Message[Any]) -> None:
+    def before_delay_message(self, broker: Broker, message: MessageProxy) -> None:
         if self.booted:
             super().before_delay_message(broker, message)
 
-    def before_process_message(self, broker: Broker, message: Message[Any]) -> None:
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         if self.booted:
             super().before_process_message(broker, message)
 
     def after_process_message(
-        self, broker: Broker, message: Message[Any], *, result: Any = None, exception: BaseException | None = None
+        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
         if self.booted:
             super().after_process_message(broker, message, result=result, exception=exception)
