@@ -139,8 +139,8 @@ async def compute_day(store: JobStore, day: date) -> DailySummary:
     )
 
 
-async def record_day(store: JobStore, day: date) -> DailySummary:
-    """Compute one day, store it (replacing an earlier run's row) and log it as one line."""
+async def record_day(store: JobStore, day: date, *, log_line: bool = True) -> DailySummary:
+    """Compute one day and store it (replacing an earlier run's row); log it as one line if asked."""
     summary = await compute_day(store, day)
     await store.pool.execute(
         """
@@ -149,6 +149,8 @@ async def record_day(store: JobStore, day: date) -> DailySummary:
         """,
         day, summary.to_json(),
     )  # fmt: skip
+    if not log_line:
+        return summary
     log.info(
         "stats.daily",
         day=day.isoformat(),

@@ -75,17 +75,18 @@ def test_scheduled_purge_and_daily_summary_run_on_a_worker(
             purge_expired_documents.send()
             daily_stats.send()
             deadline = asyncio.get_running_loop().time() + 60
-            while await ctx.store.pool.fetchval("SELECT count(*) FROM daily_stats") < 2 or await ctx.storage.exists(
+            while await ctx.store.pool.fetchval("SELECT count(*) FROM daily_stats") < 4 or await ctx.storage.exists(
                 old.source_key
             ):
                 assert asyncio.get_running_loop().time() < deadline, "the maintenance actors did not run"
                 await asyncio.sleep(0.1)
             assert [d.id for d in await ctx.store.list_documents()] == [recent.id]
             assert await ctx.storage.exists(recent.source_key)
-            # Yesterday and today (UTC): the recent document finished in one of them; the purged
-            # one is gone from the numbers.
-            finished = [r["summary"]["documents_finished"] for r in await ctx.store.pool.fetch("SELECT summary FROM daily_stats")]
-            assert sorted(finished, key=len) == [{}, {"completed": 1}]
+            # Three days back and today (UTC): the recent document finished in one of them; the
+            # purged one is gone from the numbers.
+            rows = await ctx.store.pool.fetch("SELECT day, summary FROM daily_stats ORDER BY day")
+            assert [(r["day"] - rows[0]["day"]).days for r in rows] == [0, 1, 2, 3]
+            assert sorted((r["summary"]["documents_finished"] for r in rows), key=len) == [{}, {}, {}, {"completed": 1}]
         finally:
             await ctx.aclose()
 

@@ -103,7 +103,9 @@ def test_recording_a_day_twice_keeps_one_row_and_logs_one_line_each(database_url
             assert [e["event"] for e in logs] == ["stats.daily", "stats.daily"]
             assert logs[0]["pages_processed"] == 5 and logs[0]["day"] == "2026-03-10"
             assert logs[0]["failure_reasons"][0] == ["1 of 2 pages failed", 1]
-            await record_day(store, DAY - timedelta(days=1))
+            with capture_logs() as quiet:
+                await record_day(store, DAY - timedelta(days=1), log_line=False)
+            assert quiet == []
             assert await store.pool.fetchval("SELECT count(*) FROM daily_stats") == 2
             stored = await stored_days(store, days=7)
             assert [s.day for s in stored] == [DAY, DAY - timedelta(days=1)]
