@@ -1,7 +1,7 @@
 """Small PNG previews of rendered pages, for the dashboard: made from the image OCR already has.
 
-A thumbnail is written next to the document's other objects (``documents/<id>/pages/<n>/``), so
-the retention purge, which removes the whole ``documents/<id>/`` prefix, takes it along.
+A thumbnail is written next to the document's other objects (``documents/<id>/thumbnails/<n>.png``),
+so the retention purge, which removes the whole ``documents/<id>/`` prefix, takes it along.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ THUMBNAIL_COLOURS = 64
 
 def thumbnail_key(document_id: uuid.UUID, page_no: int) -> str:
     """Where page ``page_no``'s thumbnail lives in storage."""
-    return f"documents/{document_id}/pages/{page_no}/thumbnail.png"
+    return f"documents/{document_id}/thumbnails/{page_no}.png"
 
 
 def thumbnail_size(width: int, height: int, *, max_side: int = THUMBNAIL_MAX_SIDE) -> tuple[int, int]:
