@@ -7,6 +7,7 @@ hand (``_pdf``) so a test controls every object, offset and count; pypdf makes t
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 
@@ -112,9 +113,10 @@ def encrypted_pdf() -> bytes:
 
 
 def broken_xref_pdf() -> bytes:
-    """Objects intact, xref offsets all wrong: readers must rebuild the table (pdfium does)."""
+    """Objects intact, every xref offset and startxref wrong: readers must rebuild the table."""
     good = one_page_pdf()
-    return good.replace(b" 00000 n \n", b" 00000 n \n").replace(b"0000000015", b"0000099999")
+    good = re.sub(rb"\d{10} 00000 n ", b"0000099999 00000 n ", good)
+    return re.sub(rb"startxref\n\d+", b"startxref\n7", good)
 
 
 def garbage_pdf() -> bytes:
