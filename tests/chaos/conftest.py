@@ -29,4 +29,3 @@ def cli_workers(broker: RedisBroker, tmp_path: Path) -> Iterator[Callable[..., C
     for worker in started:
         worker.stop()
     broker.flush_all()
-

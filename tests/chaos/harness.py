@@ -91,17 +91,43 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 class CliWorker:
     """One ``dramatiq actors.ocr actors.llm`` command (main process + worker processes)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, queue: str = "ocr", processes: int = 1,
-                 threads: int = 2, args: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        queue: str = "ocr",
+        processes: int = 1,
+        threads: int = 2,
+        args: Iterable[str] = (),
+    ) -> None:
         self.env, self.log_path = env, log_path
-        self.argv = [sys.executable, "-m", "dramatiq", "actors.ocr", "actors.llm", "--queues", queue,
-                     "--processes", str(processes), "--threads", str(threads), *args]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "actors.ocr",
+            "actors.llm",
+            "--queues",
+            queue,
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            *args,
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> CliWorker:
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     @property
@@ -231,8 +257,9 @@ class RedisServer:
             self.proc.wait(timeout=30)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float, what: str,
-                     alive: Callable[[], bool] | None = None) -> Any:
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float, what: str, alive: Callable[[], bool] | None = None
+) -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -247,6 +274,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float, wha
 
 
 # --- documents and what must hold for them --------------------------------------------------------
+
 
 def page_lines(doc_no: int, page_no: int) -> list[str]:
     """The text of page ``page_no`` of chaos document ``doc_no``: different on every page."""
@@ -276,7 +304,9 @@ async def upload_batch(ctx: Context, documents_: int, page_count: int) -> Batch:
     """Ingest ``documents_`` PDFs of ``page_count`` pages each (not sent yet)."""
     batch = Batch()
     for d in range(1, documents_ + 1):
-        doc = await documents.ingest_upload(ctx, chunks_of(chaos_pdf(d, page_count)), filename=f"chaos-{d}.pdf")
+        doc = await documents.ingest_upload(
+            ctx, chunks_of(chaos_pdf(d, page_count)), filename=f"chaos-{d}.pdf"
+        )
         batch.expected[doc.id] = ["\n".join(page_lines(d, n)) for n in range(1, page_count + 1)]
     return batch
 

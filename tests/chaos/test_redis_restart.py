@@ -66,8 +66,14 @@ def test_redis_restart_mid_run_strands_no_document(
         server.stop()
 
 
-async def _scenario(settings: Settings, server: RedisServer, cli_workers: Callable[..., CliWorker], base: str,
-                    web: subprocess.Popen[bytes], tmp_path: Path) -> None:
+async def _scenario(
+    settings: Settings,
+    server: RedisServer,
+    cli_workers: Callable[..., CliWorker],
+    base: str,
+    web: subprocess.Popen[bytes],
+    tmp_path: Path,
+) -> None:
     ctx = await Context.open(settings)
     try:
         await install_audit(ctx)
@@ -91,11 +97,15 @@ async def _scenario(settings: Settings, server: RedisServer, cli_workers: Callab
                     "SELECT bool_or(status = 'done') AND bool_or(status = 'running') FROM pages"
                 ))  # fmt: skip
 
-            await eventually(mid_page, timeout=START_TIMEOUT_S, what="pages to be in flight", alive=worker.alive)
+            await eventually(
+                mid_page, timeout=START_TIMEOUT_S, what="pages to be in flight", alive=worker.alive
+            )
             server.shutdown()
             down_at = time.monotonic()
             answer = await client.get("/readyz")
-            assert answer.status_code == 503 and answer.json()["checks"]["redis"]["status"] == "error", answer.text
+            assert answer.status_code == 503 and answer.json()["checks"]["redis"]["status"] == "error", (
+                answer.text
+            )
             await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
             server.start()
             await eventually(ready, timeout=RECOVERY_TIMEOUT_S, what="/readyz to answer ok again")
@@ -104,15 +114,19 @@ async def _scenario(settings: Settings, server: RedisServer, cli_workers: Callab
             for doc_id in batch.ids:
                 await wait_for_document(ctx, doc_id, alive=worker.alive)
         checked = await assert_each_page_once(ctx, batch)
-        print(f"\nchaos: Redis restarted once ({OUTAGE_S}s down) mid-run; {len(batch.ids)} documents, "
-              f"{checked} pages, none stuck, lost or written twice")
+        print(
+            f"\nchaos: Redis restarted once ({OUTAGE_S}s down) mid-run; {len(batch.ids)} documents, "
+            f"{checked} pages, none stuck, lost or written twice"
+        )
     finally:
         await ctx.aclose()
 
 
 async def _upload(client: httpx.AsyncClient, doc_no: int) -> uuid.UUID:
     pdf = chaos_pdf(doc_no, PAGES_PER_DOCUMENT)
-    answer = await client.post("/api/documents", files={"file": (f"chaos-{doc_no}.pdf", pdf, "application/pdf")})
+    answer = await client.post(
+        "/api/documents", files={"file": (f"chaos-{doc_no}.pdf", pdf, "application/pdf")}
+    )
     assert answer.status_code == 202, answer.text
     return uuid.UUID(answer.json()["id"])
 

@@ -50,8 +50,12 @@ def test_killed_workers_lose_no_page_and_write_none_twice(
                         "AND started_at > $1) FROM pages", since,
                     ))  # fmt: skip
 
-                await eventually(mid_page, timeout=PROGRESS_TIMEOUT_S, what=f"worker {n + 1} to get mid-page",
-                                 alive=worker.alive)
+                await eventually(
+                    mid_page,
+                    timeout=PROGRESS_TIMEOUT_S,
+                    what=f"worker {n + 1} to get mid-page",
+                    alive=worker.alive,
+                )
                 if n == 1:  # the whole container at once
                     worker.kill_all()
                     killed.append("process group")
@@ -65,8 +69,10 @@ def test_killed_workers_lose_no_page_and_write_none_twice(
             redone = await ctx.store.pool.fetchval("SELECT count(*) FROM pages WHERE attempts > 1")
             # The kills hit pages while they ran: those were claimed again and redone, yet stored once.
             assert redone >= 1
-            print(f"\nchaos: {len(killed)} kill -9 ({', '.join(killed)}); {len(batch.ids)} documents, "
-                  f"{checked} pages, {redone} pages redone, none lost or written twice")
+            print(
+                f"\nchaos: {len(killed)} kill -9 ({', '.join(killed)}); {len(batch.ids)} documents, "
+                f"{checked} pages, {redone} pages redone, none lost or written twice"
+            )
         finally:
             await ctx.aclose()
 
