@@ -34,7 +34,13 @@ _INDEX_HTML = (resources.files("web") / "static" / "index.html").read_text(encod
 
 
 async def dashboard(request: Request) -> Response:
-    """The dashboard page (upload, recent documents, per-page status and thumbnails)."""
+    """The dashboard page (upload, recent documents, per-page status and thumbnails).
+    ---
+    summary: Dashboard (HTML page; open without an API key, it holds no data)
+    tags: [operations]
+    responses:
+      "200": {description: "text/html", content: {text/html: {}}}
+    """
     return HTMLResponse(_INDEX_HTML, headers=SECURITY_HEADERS)
 
 
