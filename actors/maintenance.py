@@ -29,7 +29,9 @@ DEFAULT_QUEUE = current_settings().default_queue
 DAYS_RECOMPUTED = 3
 
 
-@dramatiq.actor(actor_name="tasks.reap_lost_work", queue_name=DEFAULT_QUEUE, periodic=cron("*/5 * * * *"), max_retries=0)
+@dramatiq.actor(
+    actor_name="tasks.reap_lost_work", queue_name=DEFAULT_QUEUE, periodic=cron("*/5 * * * *"), max_retries=0
+)
 async def reap_lost_work() -> None:
     """Re-send the messages of documents that went silent; fail pages lost too often."""
     ctx = await runtime.context()
@@ -40,9 +42,16 @@ async def reap_lost_work() -> None:
     messages += [ocr_actors.aggregate_document.message(document_id=str(d)) for d in plan.aggregations]
     for message in messages:
         await asyncio.to_thread(broker.enqueue, message)
+    if plan.postprocessing:
+        from actors.llm import start_pipeline
+
+        for resume in plan.postprocessing:  # no step left: start_pipeline closes the document now
+            await start_pipeline(str(resume.document_id), resume.steps, finish_as=resume.finish_as)
 
 
-@dramatiq.actor(actor_name="tasks.purge_expired", queue_name=DEFAULT_QUEUE, periodic=cron("17 * * * *"), max_retries=0)
+@dramatiq.actor(
+    actor_name="tasks.purge_expired", queue_name=DEFAULT_QUEUE, periodic=cron("17 * * * *"), max_retries=0
+)
 async def purge_expired_documents() -> None:
     """Delete documents finished longer than PAGEMILL_RETENTION_DAYS ago (files and rows)."""
     ctx = await runtime.context()
@@ -58,7 +67,9 @@ async def purge_expired_documents() -> None:
     )
 
 
-@dramatiq.actor(actor_name="tasks.daily_stats", queue_name=DEFAULT_QUEUE, periodic=cron("5 0 * * *"), max_retries=3)
+@dramatiq.actor(
+    actor_name="tasks.daily_stats", queue_name=DEFAULT_QUEUE, periodic=cron("5 0 * * *"), max_retries=3
+)
 async def daily_stats() -> None:
     """Store the summaries of the last few UTC days and of today so far; log yesterday's.
 

@@ -21,7 +21,8 @@ from datetime import timedelta
 
 import structlog
 
-from pipeline.jobs import FINAL_DOCUMENT_STATES, JobStore, PageStatus
+from pipeline.documents import postprocess_steps
+from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus, JobStore, PageStatus
 from pipeline.storage import Storage
 
 log = structlog.get_logger(__name__)
@@ -32,6 +33,16 @@ AGGREGATION_AGE_S = 120
 BATCH = 500
 
 
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A post-processing document whose chain went silent: the steps still missing an artifact,
+    and the status its last step sets (what aggregation computed)."""
+
+    document_id: uuid.UUID
+    steps: list[str]
+    finish_as: DocumentStatus
+
+
 @dataclass(slots=True)
 class ReapPlan:
     """What the reaper found: messages to re-send, and pages it gave up on."""
@@ -39,6 +50,7 @@ class ReapPlan:
     documents: list[uuid.UUID] = field(default_factory=list)  # re-send tasks.ocr_document
     pages: list[tuple[uuid.UUID, int]] = field(default_factory=list)  # re-send tasks.ocr_page
     aggregations: list[uuid.UUID] = field(default_factory=list)  # re-send tasks.aggregate_document
+    postprocessing: list[Resume] = field(default_factory=list)  # re-send the missing LLM steps
     pages_failed: int = 0
     documents_failed: int = 0
 
@@ -78,6 +90,21 @@ async def reap(store: JobStore, *, age_s: int, max_resends: int) -> ReapPlan:
             float(min(age_s, AGGREGATION_AGE_S)), BATCH,
         )  # fmt: skip
         plan.aggregations.extend(r["id"] for r in rows)
+        # Post-processing: silent (no status change, no new artifact) for longer than age_s, e.g. a
+        # worker died between aggregation's commit and sending the LLM chain, or a step was lost.
+        silent = await conn.fetch(
+            """
+            UPDATE documents SET updated_at = now()
+             WHERE id IN (SELECT d.id FROM documents d
+                           WHERE d.status = 'postprocessing'
+                             AND greatest(d.updated_at, (SELECT max(a.created_at) FROM artifacts a
+                                                          WHERE a.document_id = d.id))
+                                 < now() - make_interval(secs => $1)
+                           ORDER BY d.updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING id
+            """,
+            float(age_s), BATCH,
+        )  # fmt: skip
         stale_pages = await conn.fetch(
             """
             SELECT p.document_id, p.page_no, p.resends FROM pages p JOIN documents d ON d.id = p.document_id
@@ -93,6 +120,8 @@ async def reap(store: JobStore, *, age_s: int, max_resends: int) -> ReapPlan:
             resend,
         )
         plan.pages.extend(resend)
+    for row in silent:
+        plan.postprocessing.append(await _resume(store, row["id"]))
     # Pages lost too often fail through the barrier (outside the claim transaction: one each).
     for r in stale_pages:
         if r["resends"] >= max_resends:
@@ -103,16 +132,31 @@ async def reap(store: JobStore, *, age_s: int, max_resends: int) -> ReapPlan:
             plan.pages_failed += 1
             if outcome.closed:
                 plan.aggregations.append(r["document_id"])
-    if plan.documents or plan.pages or plan.aggregations or plan.pages_failed or plan.documents_failed:
+    if (
+        plan.documents or plan.pages or plan.aggregations or plan.postprocessing
+        or plan.pages_failed or plan.documents_failed
+    ):  # fmt: skip
         log.warning(
             "reaper.found_lost_work",
             documents=len(plan.documents),
             pages=len(plan.pages),
             aggregations=len(plan.aggregations),
+            postprocessing=len(plan.postprocessing),
             pages_failed=plan.pages_failed,
             documents_failed=plan.documents_failed,
         )
     return plan
+
+
+async def _resume(store: JobStore, document_id: uuid.UUID) -> Resume:
+    """What is left of a post-processing document's LLM chain (steps already stored are kept)."""
+    doc = await store.get_document(document_id)
+    done = {
+        r["kind"] for r in await store.pool.fetch("SELECT kind FROM artifacts WHERE document_id = $1", doc.id)
+    }
+    failed = (await store.page_counts(doc.id))[PageStatus.FAILED]
+    finish_as = DocumentStatus.PARTIAL_ERROR if failed else DocumentStatus.COMPLETED
+    return Resume(doc.id, [s for s in postprocess_steps(doc) if s not in done], finish_as)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,15 @@ from pipeline.storage import LocalStorage, Storage
 
 async def _backdate(store: JobStore, doc_id: uuid.UUID, seconds: int) -> None:
     await store.pool.execute(
-        "UPDATE documents SET updated_at = now() - make_interval(secs => $2) WHERE id = $1", doc_id, float(seconds)
+        "UPDATE documents SET updated_at = now() - make_interval(secs => $2) WHERE id = $1",
+        doc_id,
+        float(seconds),
     )
     await store.pool.execute(
         "UPDATE pages SET started_at = now() - make_interval(secs => $2), "
-        "resent_at = now() - make_interval(secs => $2) WHERE document_id = $1", doc_id, float(seconds)
+        "resent_at = now() - make_interval(secs => $2) WHERE document_id = $1",
+        doc_id,
+        float(seconds),
     )
 
 
@@ -33,7 +37,9 @@ async def _split_document(store: JobStore, pages: int) -> uuid.UUID:
     return doc_id
 
 
-def test_reaper_resends_lost_pages_then_fails_them_and_closes_the_document(database_url: str, db_schema: str) -> None:
+def test_reaper_resends_lost_pages_then_fails_them_and_closes_the_document(
+    database_url: str, db_schema: str
+) -> None:
     async def scenario() -> None:
         store = await JobStore.connect(database_url, schema=db_schema)
         doc_id = await _split_document(store, 3)
@@ -81,6 +87,48 @@ def test_reaper_resends_unsplit_documents_and_stuck_aggregations(database_url: s
     asyncio.run(scenario())
 
 
+def test_reaper_resumes_a_silent_postprocessing_chain_with_only_the_missing_steps(
+    database_url: str, db_schema: str
+) -> None:
+    async def scenario() -> None:
+        store = await JobStore.connect(database_url, schema=db_schema)
+        doc_id = uuid.uuid4()
+        await store.create_document(
+            document_id=doc_id,
+            source_key="k",
+            kind="pdf",
+            options={"postprocess": ["summary", "flashcards", "quiz"]},
+        )
+        await store.start_pages(doc_id, kind="pdf", page_count=2, engine="test")
+        await store.finish_page(doc_id, 1, PageStatus.DONE, text="kept")
+        await store.finish_page(doc_id, 2, PageStatus.FAILED, error="boom")
+        await store.finish_document(doc_id, DocumentStatus.POSTPROCESSING, result_key=None, error=None)
+        await save_artifact(store, doc_id, "summary", {"summary": {}}, tokens=10)
+        busy = uuid.uuid4()  # post-processing, but a step stored an artifact just now: not silent
+        await store.create_document(
+            document_id=busy, source_key="k", kind="pdf", options={"postprocess": ["quiz"]}
+        )
+        await store.start_pages(busy, kind="pdf", page_count=1, engine="test")
+        await store.finish_page(busy, 1, PageStatus.DONE, text="x")
+        await store.finish_document(busy, DocumentStatus.POSTPROCESSING, result_key=None, error=None)
+        await save_artifact(store, busy, "summary", {"summary": {}}, tokens=1)
+        await _backdate(store, busy, 1000)
+
+        assert (await reap(store, age_s=600, max_resends=2)).postprocessing == []  # all recent
+        await _backdate(store, doc_id, 1000)
+        await store.pool.execute(
+            "UPDATE artifacts SET created_at = now() - interval '1000 seconds' WHERE document_id = $1", doc_id
+        )
+        plan = await reap(store, age_s=600, max_resends=2)
+        assert [(r.document_id, r.steps, r.finish_as) for r in plan.postprocessing] == [
+            (doc_id, ["flashcards", "quiz"], DocumentStatus.PARTIAL_ERROR)  # page 2 failed
+        ]
+        assert (await reap(store, age_s=600, max_resends=2)).postprocessing == []  # just re-sent
+        await store.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_two_reapers_at_once_split_the_work(database_url: str, db_schema: str) -> None:
     async def scenario() -> None:
         store = await JobStore.connect(database_url, schema=db_schema, max_size=4)
@@ -110,7 +158,12 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
 
 
 async def _stored_document(
-    store: JobStore, storage: Storage, status: DocumentStatus, *, days_ago: float, source_key: str | None = None
+    store: JobStore,
+    storage: Storage,
+    status: DocumentStatus,
+    *,
+    days_ago: float,
+    source_key: str | None = None,
 ) -> uuid.UUID:
     """A document in ``status`` that last changed (or finished) ``days_ago``, with files, pages, artifacts."""
     doc_id = uuid.uuid4()
@@ -155,7 +208,9 @@ def test_purge_deletes_only_old_finished_documents(
             old = [
                 await _stored_document(store, storage, DocumentStatus.COMPLETED, days_ago=40),
                 await _stored_document(store, storage, DocumentStatus.ERROR, days_ago=31),
-                await _stored_document(store, storage, DocumentStatus.CANCELLED, days_ago=90),  # no finished_at
+                await _stored_document(
+                    store, storage, DocumentStatus.CANCELLED, days_ago=90
+                ),  # no finished_at
             ]
             recent = await _stored_document(store, storage, DocumentStatus.COMPLETED, days_ago=29)
             running = await _stored_document(store, storage, DocumentStatus.PROCESSING_CHUNKS, days_ago=60)
@@ -199,9 +254,15 @@ def test_two_purges_at_once_split_the_documents(database_url: str, db_schema: st
     async def scenario() -> None:
         store = await JobStore.connect(database_url, schema=db_schema, max_size=4)
         try:
-            doc_ids = [await _stored_document(store, storage, DocumentStatus.COMPLETED, days_ago=45) for _ in range(12)]
+            doc_ids = [
+                await _stored_document(store, storage, DocumentStatus.COMPLETED, days_ago=45)
+                for _ in range(12)
+            ]
             a, b = await asyncio.gather(
-                *(purge_expired(store, storage, older_than=RETENTION, batch_size=2, max_batches=100) for _ in range(2))
+                *(
+                    purge_expired(store, storage, older_than=RETENTION, batch_size=2, max_batches=100)
+                    for _ in range(2)
+                )
             )
             assert not set(a.documents) & set(b.documents)
             assert sorted(a.documents + b.documents) == sorted(doc_ids)
