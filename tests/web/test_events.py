@@ -51,7 +51,7 @@ def test_upload_events_then_text(api: httpx.Client, start_worker: Callable[..., 
         "2": {"status": "completed", "error": None},
     }
     assert progress["real_time_progress"]["completed_chunks"] == 2
-    assert "pagemill_page_duration_seconds_count 2.0" in api.get("/metrics").text
+    assert "pagemill_page_duration_seconds_gcount 2.0" in api.get("/metrics").text
 
     # Finished: cancel is refused, only_failed finds nothing, a full reprocess runs again.
     assert api.post(links["cancel"]).status_code == 409
