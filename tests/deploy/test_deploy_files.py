@@ -8,6 +8,7 @@ the code: the commands they run, the variables they set, the extras and files th
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -176,6 +177,32 @@ def test_files_the_dockerfiles_copy_build_a_wheel_with_every_module_the_commands
         src for v in instructions(DOCKERFILES[0], "COPY") if "--from" not in v for src in v.split()[:-1]
     }
     assert {"Procfile", "deploy/entrypoint.sh", "deploy/healthcheck.py"} <= runtime_copies
+
+
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parents decides."""
+    ignored = False
+    for pattern in patterns:
+        negated, pattern = pattern.startswith("!"), pattern.lstrip("!")
+        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, pattern.rstrip("/") + "/*"):
+            ignored = not negated
+    return ignored
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_build_context_keeps_what_the_dockerfile_copies_and_nothing_else(path: Path) -> None:
+    ignore = path.with_name(path.name + ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in ignore if line.strip() and not line.startswith("#")]
+    tracked = subprocess.run(
+        ["git", "ls-files", *copied_sources(path), "Procfile", "deploy/entrypoint.sh", "deploy/healthcheck.py"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert len(tracked) > 50
+    assert [f for f in tracked if _dockerignored(f, patterns)] == [], (
+        "COPY needs files the context leaves out"
+    )
+    for outside in (".venv/bin/python", "tests/conftest.py", "benchmarks/ocr_quality.py", ".git/HEAD"):
+        assert _dockerignored(outside, patterns), outside
 
 
 # --- commands ----------------------------------------------------------------------------------

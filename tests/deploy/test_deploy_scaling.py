@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlsplit
 
+import kubernetes_validate
 from dramatiq import Message
 
 from pipeline.settings import ExplicitSettings
 from tests.deploy.deploy_files import (
+    K8S_VERSION,
     OCR_MAIN_PROCESS_MIB,
     OCR_PROCESS_RSS_MIB,
     ROOT,
@@ -50,6 +52,35 @@ def test_keda_scales_the_ocr_worker_on_its_dramatiq_queue_list() -> None:
     assert int(meta["listLength"]) > 0 and int(meta.get("activationListLength", "0")) >= 0
     # Pages in progress are off the list: never scale to zero under running pages.
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+
+
+# ScaledObject fields (KEDA's ScaledObject specification; no schema of it ships offline).
+KEDA_SPEC_FIELDS = {"scaleTargetRef", "pollingInterval", "cooldownPeriod", "initialCooldownPeriod",
+                    "idleReplicaCount", "minReplicaCount", "maxReplicaCount", "fallback", "advanced", "triggers"}  # fmt: skip
+KEDA_TRIGGER_FIELDS = {"type", "name", "metadata", "authenticationRef", "metricType", "useCachedMetrics"}
+# The redis (list) scaler's metadata.
+KEDA_REDIS_METADATA = {"address", "addressFromEnv", "host", "hostFromEnv", "port", "portFromEnv", "usernameFromEnv",
+                       "passwordFromEnv", "listName", "listLength", "activationListLength", "enableTLS", "unsafeSsl",
+                       "databaseIndex"}  # fmt: skip
+
+
+def test_keda_scaled_object_names_only_fields_keda_knows() -> None:
+    (scaled,) = by_kind("ScaledObject")
+    spec = scaled["spec"]
+    assert set(spec) <= KEDA_SPEC_FIELDS and {"scaleTargetRef", "triggers"} <= set(spec)
+    assert set(spec["scaleTargetRef"]) <= {"apiVersion", "kind", "name", "envSourceContainerName"}
+    for trigger in spec["triggers"]:
+        assert set(trigger) <= KEDA_TRIGGER_FIELDS
+        assert set(trigger["metadata"]) <= KEDA_REDIS_METADATA and {"listName", "listLength"} <= set(
+            trigger["metadata"]
+        )
+    hpa_config = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {})
+    assert set(hpa_config) <= {"name", "behavior"}
+    # The behavior block is the HPA's own: validate it inside an HPA, against the Kubernetes schema.
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "check"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "maxReplicas": 1,
+                    "behavior": hpa_config.get("behavior", {})}}  # fmt: skip
+    kubernetes_validate.validate(hpa, K8S_VERSION, strict=True)
 
 
 def test_dramatiq_keeps_ready_and_delayed_messages_in_the_lists_named_so(redis_url: str) -> None:
