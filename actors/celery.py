@@ -38,10 +38,17 @@ from actors.celery_protocol import (
     parse_message,
     priority_key,
 )
-from actors.celery_results import DEFERRED_ACTORS, OPTION, ResultWriter, document_finished, ensure_middleware
+from actors.celery_results import (
+    DEFERRED_ACTORS,
+    OPTION,
+    ResultWriter,
+    document_finished,
+    document_revoked,
+    ensure_middleware,
+)
 from pipeline.settings import Settings
 
-__all__ = ["Bridge", "document_finished", "run_bridge"]
+__all__ = ["Bridge", "document_finished", "document_revoked", "run_bridge"]
 
 log = structlog.get_logger(__name__)
 

@@ -204,6 +204,15 @@ def document_finished(document_id: uuid.UUID | str, result: Any) -> None:
             writer.success(task_id, payload)
 
 
+def document_revoked(document_id: uuid.UUID | str, reason: str) -> int:
+    """A cancelled document: its waiting Celery producers get REVOKED (``TaskRevokedError``)."""
+    writer = writer_for(_results_url())
+    watchers = writer.take_watchers(str(document_id))
+    for task_id in watchers:
+        writer.revoked(task_id, reason)
+    return len(watchers)
+
+
 class CeleryResults(Middleware):
     """Write the Celery result of every message that came through the Celery bridge."""
 

@@ -16,7 +16,7 @@ from dramatiq.middleware import CurrentMessage
 
 from actors import runtime
 from actors.broker import current_settings, setup_broker
-from actors.celery import document_finished
+from actors.celery import document_finished, document_revoked
 from actors.notify import notify_if_final
 from pipeline import documents
 from pipeline.errors import BadInputError, EngineUnavailableError, NotFoundError, PagemillError
@@ -27,6 +27,7 @@ _settings = current_settings()
 log = structlog.get_logger(__name__)
 
 OCR_QUEUE = _settings.ocr_queue
+DEFAULT_QUEUE = _settings.default_queue
 # Document ids for producers that send only a storage_key: derived from the message id, so a
 # redelivered message finds the row it made the first time instead of making a second one.
 DOCUMENT_ID_NAMESPACE = uuid.UUID("6f1c3f64-5b7e-4d0a-9a53-4c1d2c8e7b10")
@@ -209,3 +210,19 @@ async def aggregate_document(document_id: str) -> None:
 
             await start_pipeline(document_id, documents.postprocess_steps(doc), finish_as=result.status)
     await notify_if_final(document_id)  # also after a redelivery, should the first run have died here
+
+
+@dramatiq.actor(actor_name="tasks.document_cancelled", queue_name=DEFAULT_QUEUE, throws=PERMANENT)
+async def document_cancelled(document_id: str) -> None:
+    """Tell whoever waits on a cancelled document: Celery producers (REVOKED), its callback URL.
+
+    A cancelled document never aggregates, so this is the only place its waiters hear of it.
+    """
+    ctx = await runtime.context()
+    doc = await ctx.store.get_document(documents.parse_document_id(document_id))
+    if doc.status is not DocumentStatus.CANCELLED:
+        return  # reprocessed since: its own completion will answer
+    reason = doc.error or "cancelled"
+    revoked = await asyncio.to_thread(document_revoked, document_id, f"document {document_id} was {reason}")
+    log.info("document.cancel_announced", document_id=document_id, celery_results=revoked)
+    await notify_if_final(document_id)

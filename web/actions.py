@@ -8,7 +8,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pipeline import callbacks
 from pipeline.errors import ConflictError
 from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus
 from web._state import app_state, links, try_enqueue
@@ -47,10 +46,10 @@ async def cancel(request: Request) -> Response:
     ):
         doc = await store.get_document(doc_id)  # raises 404 when it does not exist
         raise ConflictError(f"document {doc.id} has already finished ({doc.status.value}); nothing to cancel")
-    if await callbacks.wants_notification(state.ctx, doc_id):
-        from actors.notify import notify_callback  # web only enqueues
+    # A cancelled document never aggregates: tell its Celery producers and callback URL now.
+    from actors.ocr import document_cancelled  # web only enqueues
 
-        await asyncio.to_thread(notify_callback.send, document_id=str(doc_id))
+    await asyncio.to_thread(document_cancelled.send, document_id=str(doc_id))
     return JSONResponse({"id": str(doc_id), "status": DocumentStatus.CANCELLED.value, "links": links(doc_id)})
 
 

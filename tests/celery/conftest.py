@@ -14,6 +14,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from actors.celery_protocol import PRIORITY_STEPS, priority_key
 from pipeline.settings import Settings
+from tests.web.conftest import serve, web_settings  # noqa: F401 - the cancel test talks to the real web app
 
 if TYPE_CHECKING:
     from actors.celery import Bridge

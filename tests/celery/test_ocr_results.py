@@ -86,3 +86,39 @@ def test_serverless_ocr_runs_the_document_inline(pipeline_settings: Settings, br
     assert answer["status"] == "ok", answer
     assert answer["result"]["status"] == "completed"
     assert pages.cer(answer["result"]["text"], "\n".join(pages.PARAGRAPH_B[:3])) <= MAX_CER
+
+
+def test_cancelled_document_revokes_its_celery_result(
+    celery_app: Celery,
+    pipeline_settings: Settings,
+    start_worker: Callable[..., Any],
+    start_bridge: Any,
+    serve: Callable[..., str],
+) -> None:
+    """A cancel over HTTP answers the waiting producer at once (REVOKED) instead of its timeout."""
+    import uuid
+
+    import httpx
+    from celery.exceptions import TaskRevokedError
+
+    from actors.ocr import DOCUMENT_ID_NAMESPACE
+
+    _store(pipeline_settings, "uploads/long.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A)] * 6))
+    base = serve()
+    start_bridge()
+    start_worker(threads=1)
+    result = celery_app.send_task("tasks.ocr_document", kwargs={"storage_key": "uploads/long.pdf"})
+    doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, result.id)
+    deadline = time.monotonic() + OCR_TIMEOUT_S
+    with httpx.Client(base_url=base, timeout=30) as api:
+        while api.get(f"/api/documents/{doc_id}/status").json().get("status") != "processing_chunks":
+            assert time.monotonic() < deadline, "the document was never split"
+            time.sleep(0.05)
+        assert api.post(f"/api/documents/{doc_id}/cancel").status_code == 200
+    try:
+        result.get(timeout=RESULT_TIMEOUT_S)
+    except TaskRevokedError as exc:
+        assert "cancelled by request" in str(exc)
+    else:
+        raise AssertionError("a cancelled document's Celery result must be REVOKED")
+    assert result.status == "REVOKED"
