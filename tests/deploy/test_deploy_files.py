@@ -262,6 +262,8 @@ def test_procfile_lines_run_installed_programs_with_real_modules_and_queues(redi
         else:
             assert program == "pagemill", f"{process_type}: unexpected program {program}"
             check_pagemill_args(args)
+            shown = subprocess.run([str(BIN / program), args[0], "--help"], check=False, capture_output=True)
+            assert shown.returncode == 0, shown.stderr
     env = {**os.environ, "REDIS_URL": redis_url, "PAGEMILL_REDIS_NAMESPACE": f"deploy-{uuid.uuid4().hex[:8]}"}
     out = subprocess.run(
         [sys.executable, "-c", IMPORT_CHECK, *imports], env=env, check=False, capture_output=True, text=True
