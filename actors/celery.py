@@ -42,13 +42,14 @@ from actors.celery_results import (
     DEFERRED_ACTORS,
     OPTION,
     ResultWriter,
+    document_failed,
     document_finished,
     document_revoked,
     ensure_middleware,
 )
 from pipeline.settings import Settings
 
-__all__ = ["Bridge", "document_finished", "document_revoked", "run_bridge"]
+__all__ = ["Bridge", "document_failed", "document_finished", "document_revoked", "run_bridge"]
 
 log = structlog.get_logger(__name__)
 

@@ -204,6 +204,13 @@ def document_finished(document_id: uuid.UUID | str, result: Any) -> None:
             writer.success(task_id, payload)
 
 
+def document_failed(document_id: uuid.UUID | str, reason: str) -> None:
+    """A document that ended ``error`` outside aggregation: its waiting Celery producers get FAILURE."""
+    writer = writer_for(_results_url())
+    for task_id in writer.take_watchers(str(document_id)):
+        writer.failure(task_id, "PagemillError", reason, exc_module="pipeline.errors")
+
+
 def document_revoked(document_id: uuid.UUID | str, reason: str) -> int:
     """A cancelled document: its waiting Celery producers get REVOKED (``TaskRevokedError``)."""
     writer = writer_for(_results_url())

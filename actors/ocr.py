@@ -16,7 +16,7 @@ from dramatiq.middleware import CurrentMessage
 
 from actors import runtime
 from actors.broker import current_settings, setup_broker
-from actors.celery import document_finished, document_revoked
+from actors.celery import document_failed, document_finished, document_revoked
 from actors.notify import notify_if_final
 from pipeline import documents
 from pipeline.errors import BadInputError, EngineUnavailableError, NotFoundError, PagemillError
@@ -180,6 +180,8 @@ def _exhausted_reason(message_data: dict[str, Any], retry_info: dict[str, Any]) 
     """The last error of a message whose retries ran out, from the traceback Retries stored."""
     traceback = ((message_data.get("options") or {}).get("traceback") or "").strip()
     last = traceback.splitlines()[-1] if traceback else "unknown error"
+    if last.startswith("pipeline.errors."):  # our errors carry a reason written for users
+        last = last.partition(": ")[2] or last
     return f"failed after {retry_info.get('retries', 0) + 1} attempts: {last}"
 
 
@@ -196,7 +198,12 @@ async def ocr_document_exhausted(message_data: dict[str, Any], retry_info: dict[
     await notify_if_final(str(doc_id))
 
 
-@dramatiq.actor(actor_name="tasks.aggregate_document", queue_name=OCR_QUEUE, throws=PERMANENT)
+@dramatiq.actor(
+    actor_name="tasks.aggregate_document",
+    queue_name=OCR_QUEUE,
+    throws=PERMANENT,
+    on_retry_exhausted="tasks.aggregate_document_exhausted",
+)
 async def aggregate_document(document_id: str) -> None:
     """Write the document's text and JSON; set its final status or start its LLM steps."""
     ctx = await runtime.context()
@@ -210,6 +217,20 @@ async def aggregate_document(document_id: str) -> None:
 
             await start_pipeline(document_id, documents.postprocess_steps(doc), finish_as=result.status)
     await notify_if_final(document_id)  # also after a redelivery, should the first run have died here
+
+
+@dramatiq.actor(actor_name="tasks.aggregate_document_exhausted", queue_name=OCR_QUEUE, throws=PERMANENT)
+async def aggregate_document_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """Results that could not be written after every retry (storage down): ``error`` with the reason.
+
+    Without this the document would wait in ``aggregating`` for the reaper, which re-sends it forever.
+    """
+    document_id = str((message_data.get("kwargs") or {}).get("document_id"))
+    reason = _exhausted_reason(message_data, retry_info)
+    ctx = await runtime.context()
+    if await documents.fail_aggregation(ctx, documents.parse_document_id(document_id), reason):
+        await asyncio.to_thread(document_failed, document_id, reason)  # Celery producers waiting on it
+        await notify_if_final(document_id)
 
 
 @dramatiq.actor(actor_name="tasks.document_cancelled", queue_name=DEFAULT_QUEUE, throws=PERMANENT)

@@ -304,6 +304,15 @@ async def fail_document(ctx: Context, document_id: uuid.UUID, reason: str) -> bo
     return changed
 
 
+async def fail_aggregation(ctx: Context, document_id: uuid.UUID, reason: str) -> bool:
+    """Mark an ``aggregating`` document whose results could not be written ``error``; False if it had moved on."""
+    changed = await ctx.store.set_status(
+        document_id, DocumentStatus.ERROR, expect=[DocumentStatus.AGGREGATING], error=reason
+    )
+    log.warning("document.failed", document_id=str(document_id), reason=reason, changed=changed)
+    return changed
+
+
 async def record_page_failure(ctx: Context, document_id: uuid.UUID, page_no: int, reason: str) -> PageOutcome:
     """Mark a page failed with ``reason`` through the barrier."""
     outcome = await ctx.store.finish_page(document_id, page_no, PageStatus.FAILED, error=reason)

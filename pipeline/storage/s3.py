@@ -333,8 +333,7 @@ class S3Storage:
                 ) from exc
             if status >= 500 or code in _S3_TRANSIENT:
                 raise TransientError(
-                    f"S3 failed while {subject} ({code}: {message}) after {self._attempts()} attempts; "
-                    "it will be retried"
+                    f"S3 failed while {subject} ({code}: {message}) after {self._attempts()} attempts"
                 ) from exc
             raise PagemillError(
                 f"S3 refused {subject} in bucket {self.bucket!r} ({code}: {message}); check S3_ACCESS_KEY_ID, "
@@ -347,7 +346,7 @@ class S3Storage:
         except (BotoCoreError, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             raise TransientError(
                 f"S3 at {self._where()} could not be reached while {subject} ({exc}); check S3_ENDPOINT_URL "
-                "and the network, it will be retried"
+                "and the network"
             ) from exc
 
     def _attempts(self) -> int:

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -255,6 +256,92 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+
+
+class TcpProxy:
+    """A TCP forwarder to ``target`` in a thread of its own; ``cut()`` severs the network.
+
+    While cut, every open connection is reset and new ones are accepted and reset at once,
+    which is what a client sees when a database fails over or a firewall drops it.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.cut_now = False
+        self.refused = 0  # connections reset while cut
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._pipes: set[asyncio.StreamWriter] = set()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> TcpProxy:
+        self._thread.start()
+        assert self._ready.wait(10), "the proxy did not start"
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut_now:
+            self.refused += 1
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._pipes.update((writer, up_writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            self._pipes.discard(writer)
+            writer.transport.abort()
+
+    def cut(self) -> int:
+        """Reset every connection and refuse new ones; returns how many were open."""
+
+        def sever() -> int:
+            self.cut_now = True
+            pipes = list(self._pipes)
+            for writer in pipes:
+                writer.transport.abort()
+            return len(pipes) // 2
+
+        return asyncio.run_coroutine_threadsafe(_call(sever), self._loop).result(10)
+
+    def restore(self) -> None:
+        self.cut_now = False
+
+    def stop(self) -> None:
+        self.cut()
+        asyncio.run_coroutine_threadsafe(self._cancel_all(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _cancel_all(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _call(func: Callable[[], Any]) -> Any:
+    return func()
 
 
 async def eventually(
