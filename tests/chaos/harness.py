@@ -387,12 +387,12 @@ class Batch:
         return sum(len(texts) for texts in self.expected.values())
 
 
-async def upload_batch(ctx: Context, documents_: int, page_count: int) -> Batch:
-    """Ingest ``documents_`` PDFs of ``page_count`` pages each (not sent yet)."""
+async def upload_batch(ctx: Context, documents_: int, page_count: int, *, dpi: int | None = None) -> Batch:
+    """Ingest ``documents_`` PDFs of ``page_count`` pages each (not sent yet); ``dpi`` renders slower pages."""
     batch = Batch()
     for d in range(1, documents_ + 1):
         doc = await documents.ingest_upload(
-            ctx, chunks_of(chaos_pdf(d, page_count)), filename=f"chaos-{d}.pdf"
+            ctx, chunks_of(chaos_pdf(d, page_count)), filename=f"chaos-{d}.pdf", dpi=dpi
         )
         batch.expected[doc.id] = ["\n".join(page_lines(d, n)) for n in range(1, page_count + 1)]
     return batch
