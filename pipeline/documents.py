@@ -216,14 +216,21 @@ async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf:
 
 
 async def process_page(ctx: Context, document_id: uuid.UUID, page_no: int) -> PageOutcome | None:
-    """OCR one page and record it; None when the page was already final (duplicate message)."""
+    """OCR one page and record it; None when the page was already final (duplicate message).
+
+    A duplicate that finds the document ``aggregating`` returns an outcome with ``closed`` set:
+    the worker that closed the barrier may have died before sending aggregation, and its page
+    message is this redelivery, so aggregation is sent again (it runs once, see finish_document).
+    """
     doc = await ctx.store.get_document(document_id)
     if doc.status is DocumentStatus.CANCELLED:
         outcome = await ctx.store.finish_page(doc.id, page_no, PageStatus.SKIPPED, error="document was cancelled")
         log.info("page.skipped", document_id=str(doc.id), page_no=page_no, reason="cancelled")
         return outcome if outcome.counted else None
     if not await ctx.store.claim_page(doc.id, page_no):
-        log.info("page.duplicate", document_id=str(doc.id), page_no=page_no)
+        log.info("page.duplicate", document_id=str(doc.id), page_no=page_no, document_status=doc.status.value)
+        if doc.status is DocumentStatus.AGGREGATING:
+            return PageOutcome(False, doc.pages_finished, doc.page_count or 0, closed=True)
         return None
     settings = ctx.settings
     started = time.perf_counter()
@@ -347,7 +354,10 @@ async def finish_document(ctx: Context, document_id: uuid.UUID) -> DocumentResul
         # Straight on to the LLM steps: the last one sets the final status (result.status), so
         # no reader ever sees the document final before its artifacts exist.
         status = DocumentStatus.POSTPROCESSING
-    await ctx.store.finish_document(doc.id, status, result_key=json_key, error=result.error)
+    if not await ctx.store.finish_document(doc.id, status, result_key=json_key, error=result.error):
+        # A second aggregation message ran alongside and finished it first (same results).
+        log.info("document.aggregate_skipped", document_id=str(doc.id), status="finished by another aggregation")
+        return None
     log.info(
         "document.finished",
         document_id=str(doc.id),

@@ -287,6 +287,7 @@ class TcpProxy:
         self._ready.set()
         self._loop.run_forever()
         server.close()
+        self._loop.run_until_complete(server.wait_closed())
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.cut_now:
@@ -332,6 +333,7 @@ class TcpProxy:
         asyncio.run_coroutine_threadsafe(self._cancel_all(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     async def _cancel_all(self) -> None:
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]

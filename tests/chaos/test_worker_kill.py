@@ -16,7 +16,14 @@ from dramatiq.brokers.redis import RedisBroker
 
 from pipeline.context import Context
 from pipeline.settings import Settings
-from tests.chaos.harness import CliWorker, assert_each_page_once, eventually, install_audit, upload_batch
+from tests.chaos.harness import (
+    CHAOS_DPI,
+    CliWorker,
+    assert_each_page_once,
+    eventually,
+    install_audit,
+    upload_batch,
+)
 from tests.fixtures_workers import wait_for_document
 
 DOCUMENTS = 3
@@ -24,6 +31,8 @@ PAGES_PER_DOCUMENT = 5
 KILLS = 3
 # How long one worker may take to start and OCR its first page (heavily shared 2-core machine), s.
 PROGRESS_TIMEOUT_S = 120
+# Far below the reaper's delay for aggregating documents (pipeline.maintenance.AGGREGATION_AGE_S), s.
+RECOVERY_TIMEOUT_S = 60
 
 
 def test_killed_workers_lose_no_page_and_write_none_twice(
@@ -73,6 +82,42 @@ def test_killed_workers_lose_no_page_and_write_none_twice(
                 f"\nchaos: {len(killed)} kill -9 ({', '.join(killed)}); {len(batch.ids)} documents, "
                 f"{checked} pages, {redone} pages redone, none lost or written twice"
             )
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_worker_dead_between_barrier_and_aggregation_send_is_recovered_by_the_redelivery(
+    broker: RedisBroker, pipeline_settings: Settings, cli_workers: Callable[..., CliWorker]
+) -> None:
+    """The worker whose page closed the barrier died before sending aggregation (kill -9 there).
+
+    Its page message was never acked, so it is delivered again; that delivery finds the page
+    done and the document ``aggregating``, and must send aggregation again instead of leaving
+    the document to the reaper (minutes later).
+    """
+    from actors.ocr import ocr_page
+    from pipeline import documents
+
+    local = pipeline_settings.model_copy(update={"ocr_engine": "tesseract", "pdf_dpi": CHAOS_DPI})
+
+    async def scenario() -> None:
+        ctx = await Context.open(local)
+        try:
+            await install_audit(ctx)
+            batch = await upload_batch(ctx, 1, 2)
+            (doc_id,) = batch.ids
+            # What the dead worker did: split the document, record both pages, close the barrier...
+            assert await documents.prepare_document(ctx, doc_id) == [1, 2]
+            await documents.process_page(ctx, doc_id, 1)
+            outcome = await documents.process_page(ctx, doc_id, 2)
+            assert outcome is not None and outcome.closed
+            # ... and died before aggregate_document.send. Its page message comes back:
+            worker = cli_workers(pipeline_settings)
+            ocr_page.send(document_id=str(doc_id), page_no=2)
+            await wait_for_document(ctx, doc_id, alive=worker.alive, timeout=RECOVERY_TIMEOUT_S)
+            await assert_each_page_once(ctx, batch)
         finally:
             await ctx.aclose()
 
