@@ -262,13 +262,15 @@ class TcpProxy:
     """A TCP forwarder to ``target`` in a thread of its own; ``cut()`` severs the network.
 
     While cut, every open connection is reset and new ones are accepted and reset at once,
-    which is what a client sees when a database fails over or a firewall drops it.
+    which is what a client sees when a database fails over or a firewall drops it. While
+    paused, nothing moves (bytes are held, new connections wait), as in a network stall.
     """
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
         self.cut_now = False
         self.refused = 0  # connections reset while cut
+        self.held = 0  # reads held back while paused
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._pipes: set[asyncio.StreamWriter] = set()
@@ -282,6 +284,8 @@ class TcpProxy:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         server = self._loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -295,8 +299,9 @@ class TcpProxy:
             writer.transport.abort()
             return
         try:
+            await self._flowing.wait()
             up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
+        except (OSError, asyncio.CancelledError):
             writer.transport.abort()
             return
         self._pipes.update((writer, up_writer))
@@ -305,6 +310,9 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if not self._flowing.is_set():
+                    self.held += 1
+                    await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except OSError:
@@ -328,7 +336,15 @@ class TcpProxy:
     def restore(self) -> None:
         self.cut_now = False
 
+    def pause(self) -> None:
+        """Stop moving bytes, on open connections and new ones, until ``resume()``."""
+        self._loop.call_soon_threadsafe(self._flowing.clear)
+
+    def resume(self) -> None:
+        self._loop.call_soon_threadsafe(self._flowing.set)
+
     def stop(self) -> None:
+        self.resume()
         self.cut()
         asyncio.run_coroutine_threadsafe(self._cancel_all(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,9 +1,10 @@
 """PostgreSQL out of reach for a few seconds mid-document: messages retry, documents finish.
 
-The worker reaches PostgreSQL through a TCP proxy the test cuts: open connections are reset
-and new ones refused, as in a failover. Pages that hit the outage fail, are retried with
-backoff (production retry settings) and finish once the database is back; the worker's
-connection pool must replace its dead connections instead of handing them out again.
+The worker reaches PostgreSQL through a TCP proxy the test breaks in one of two ways:
+``reset`` resets open connections and refuses new ones, as in a failover: pages that hit it
+fail, are retried with backoff (production retry settings) and finish once the database is back,
+so the worker's pool must replace its dead connections instead of handing them out again;
+``stall`` holds every byte for a while, as a congested network does: queries wait and go on.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
 from dramatiq.brokers.redis import RedisBroker
 from pydantic import SecretStr
 
@@ -35,8 +37,9 @@ OUTAGE_S = 4
 PROGRESS_TIMEOUT_S = 120
 
 
+@pytest.mark.parametrize("mode", ["reset", "stall"])
 def test_postgres_outage_mid_document_is_retried_and_documents_finish(
-    broker: RedisBroker, pipeline_settings: Settings, cli_workers: Callable[..., CliWorker]
+    broker: RedisBroker, pipeline_settings: Settings, cli_workers: Callable[..., CliWorker], mode: str
 ) -> None:
     from actors.ocr import ocr_document
 
@@ -65,17 +68,23 @@ def test_postgres_outage_mid_document_is_retried_and_documents_finish(
                 )
 
             await eventually(mid_page, timeout=PROGRESS_TIMEOUT_S, what="pages in flight", alive=worker.alive)
-            severed = proxy.cut()
+            severed = proxy.cut() if mode == "reset" else 0
+            if mode == "stall":
+                proxy.pause()
             await asyncio.sleep(OUTAGE_S)
             proxy.restore()
+            proxy.resume()
             for doc_id in batch.ids:
                 await wait_for_document(ctx, doc_id, alive=worker.alive)
             checked = await assert_each_page_once(ctx, batch)
             retried = [e for e in worker.events() if e.get("retries", 0) > 0 and e.get("task")]
-            # Work did meet the outage: connections were reset, and messages ran again afterwards.
-            assert severed >= 1 and (proxy.refused >= 1 or retried), (severed, proxy.refused)
+            if mode == "reset":  # work met the outage: connections were reset, messages ran again afterwards
+                assert severed >= 1 and (proxy.refused >= 1 or retried), (severed, proxy.refused)
+            else:  # the worker's queries were held up, not lost
+                assert proxy.held >= 1, proxy.held
             print(
-                f"\nchaos: PostgreSQL cut for {OUTAGE_S}s ({severed} connections reset, {proxy.refused} refused); "
+                f"\nchaos: PostgreSQL {mode} for {OUTAGE_S}s ({severed} connections reset, {proxy.refused} refused, "
+                f"{proxy.held} reads held); "
                 f"{len(batch.ids)} documents, {checked} pages, {len(retried)} log events of retried messages, "
                 "none lost or written twice"
             )
