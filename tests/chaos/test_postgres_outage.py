@@ -21,12 +21,12 @@ from pipeline.context import Context
 from pipeline.settings import Settings
 from tests.chaos.harness import (
     CliWorker,
-    TcpProxy,
     assert_each_page_once,
     eventually,
     install_audit,
     upload_batch,
 )
+from tests.chaos.servers import TcpProxy
 from tests.fixtures_workers import wait_for_document
 
 DOCUMENTS = 3

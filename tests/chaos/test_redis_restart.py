@@ -25,15 +25,14 @@ from tests.chaos.harness import (
     ROOT,
     Batch,
     CliWorker,
-    RedisServer,
     assert_each_page_once,
     chaos_pdf,
     eventually,
-    free_port,
     install_audit,
     page_lines,
     worker_env,
 )
+from tests.chaos.servers import RedisServer, free_port
 from tests.fixtures_workers import wait_for_document
 
 DOCUMENTS = 3
