@@ -23,6 +23,9 @@ from pipeline.errors import ConflictError, NotFoundError
 
 # Statement timeout for every job-store query, milliseconds: a stuck lock fails loudly.
 STATEMENT_TIMEOUT_MS = 30_000
+# Client-side limit per query, seconds: a connection whose packets vanish (no reset, no answer)
+# fails after this instead of hanging until the page time limit; longer than the server's own.
+COMMAND_TIMEOUT_S = STATEMENT_TIMEOUT_MS / 1000 + 15
 
 
 class DocumentStatus(StrEnum):
@@ -178,12 +181,21 @@ class JobStore:
         self.schema = schema
 
     @classmethod
-    async def connect(cls, dsn: str, *, schema: str = "public", max_size: int = 4, migrate: bool = True) -> JobStore:
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        schema: str = "public",
+        max_size: int = 4,
+        migrate: bool = True,
+        command_timeout_s: float = COMMAND_TIMEOUT_S,
+    ) -> JobStore:
         """Open a pool whose connections use ``schema``; apply migrations unless told not to."""
         pool = await asyncpg.create_pool(
             dsn,
             min_size=1,
             max_size=max_size,
+            command_timeout=command_timeout_s,
             init=_init_connection,
             server_settings={"search_path": schema, "statement_timeout": str(STATEMENT_TIMEOUT_MS)},
         )
