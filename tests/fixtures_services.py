@@ -60,6 +60,11 @@ def db_schema(database_url: str) -> Iterator[str]:
     """A fresh PostgreSQL schema for one test, dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:16]}"
     yield schema
+    drop_schema(database_url, schema)
+
+
+def drop_schema(database_url: str, schema: str) -> None:
+    """Drop a test's PostgreSQL schema and everything in it."""
 
     async def drop() -> None:
         conn = await asyncpg.connect(database_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +17,41 @@ from dramatiq.brokers.redis import RedisBroker
 from pipeline.context import Context
 from pipeline.jobs import Document, DocumentStatus
 from pipeline.settings import ExplicitSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a Procfile line gives a ``dramatiq`` worker, for the test's slice.
+
+    Services, schema, namespace, data dir, engine and S3 come from ``settings``; ``extra`` last.
+    """
+    assert settings.redis_url and settings.database_url
+    env = dict(os.environ)
+    env.update(
+        REDIS_URL=settings.redis_url,
+        DATABASE_URL=settings.database_url.get_secret_value(),
+        PAGEMILL_DB_SCHEMA=settings.db_schema,
+        PAGEMILL_REDIS_NAMESPACE=settings.redis_namespace,
+        PAGEMILL_DATA_DIR=str(settings.data_dir),
+        PAGEMILL_OCR_ENGINE=settings.ocr_engine,
+        PAGEMILL_OCR_THREADS="1",
+        PAGEMILL_LOG_FORMAT="json",
+        PYTHONPATH=str(ROOT),
+    )
+    for name in ("S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_BUCKET"):
+        env.pop(name, None)
+    if settings.s3_bucket:
+        secret = settings.s3_secret_access_key
+        env.update(
+            S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
+            S3_REGION=settings.s3_region,
+            S3_ACCESS_KEY_ID=settings.s3_access_key_id or "",
+            S3_SECRET_ACCESS_KEY=secret.get_secret_value() if secret else "",
+            S3_BUCKET=settings.s3_bucket,
+        )
+    env.update(extra)
+    return env
 
 # How long a test waits for a document to reach a final state, seconds.
 DOCUMENT_TIMEOUT_S = 180

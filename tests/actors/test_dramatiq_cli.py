@@ -18,27 +18,7 @@ from pipeline.context import Context
 from pipeline.jobs import DocumentStatus
 from pipeline.settings import Settings
 from tests import pages
-from tests.fixtures_workers import chunks_of, wait_for_document
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    """The environment a Procfile line would give the worker, for this test's slice."""
-    assert settings.redis_url and settings.database_url
-    env = dict(os.environ)
-    env.update(
-        REDIS_URL=settings.redis_url,
-        DATABASE_URL=settings.database_url.get_secret_value(),
-        PAGEMILL_DB_SCHEMA=settings.db_schema,
-        PAGEMILL_REDIS_NAMESPACE=settings.redis_namespace,
-        PAGEMILL_DATA_DIR=str(settings.data_dir),
-        PAGEMILL_OCR_ENGINE=settings.ocr_engine,
-        PAGEMILL_OCR_THREADS="1",
-        PAGEMILL_LOG_FORMAT="json",
-        PYTHONPATH=str(ROOT),
-    )
-    return env
+from tests.fixtures_workers import ROOT, chunks_of, wait_for_document, worker_env
 
 
 @pytest.mark.parametrize("stop", ["leader", "group"])

@@ -16,7 +16,7 @@ from dramatiq.brokers.redis import RedisBroker
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.settings import Settings
-from tests.actors.test_dramatiq_cli import ROOT, worker_env
+from tests.fixtures_workers import ROOT, worker_env
 
 # How long the test waits for the worker to process its messages, seconds.
 WAIT_S = 60

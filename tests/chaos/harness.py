@@ -29,9 +29,9 @@ from pipeline.context import Context
 from pipeline.jobs import DocumentStatus, PageStatus
 from pipeline.settings import Settings
 from tests import pages
-from tests.fixtures_workers import chunks_of
+from tests.fixtures_workers import ROOT, chunks_of
+from tests.fixtures_workers import worker_env as base_worker_env
 
-ROOT = Path(__file__).resolve().parents[2]
 # A worker silent this long is dead for the broker (production: 60 s), ms.
 HEARTBEAT_TIMEOUT_MS = 3000
 # Broker commands per million that look for dead workers' messages (production: 1000).
@@ -45,37 +45,18 @@ MAX_PAGE_CER = 0.1
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment a Procfile line gives a worker, for the test's slice, with chaos timing."""
-    assert settings.redis_url and settings.database_url
-    env = dict(os.environ)
-    env.update(
-        REDIS_URL=settings.redis_url,
-        DATABASE_URL=settings.database_url.get_secret_value(),
-        PAGEMILL_DB_SCHEMA=settings.db_schema,
-        PAGEMILL_REDIS_NAMESPACE=settings.redis_namespace,
-        PAGEMILL_DATA_DIR=str(settings.data_dir),
-        PAGEMILL_OCR_ENGINE="tesseract",
-        PAGEMILL_OCR_THREADS="1",
-        PADDLEOCR_PDF_DPI=str(CHAOS_DPI),
-        PAGEMILL_LOG_FORMAT="json",
-        PAGEMILL_REDIS_HEARTBEAT_TIMEOUT_MS=str(HEARTBEAT_TIMEOUT_MS),
-        PAGEMILL_REDIS_MAINTENANCE_CHANCE=str(MAINTENANCE_CHANCE),
-        dramatiq_worker_timeout="100",
-        PYTHONPATH=str(ROOT),
+    """A Procfile worker's environment for the test's slice, with chaos timing and fast pages."""
+    return base_worker_env(
+        settings,
+        **{
+            "PAGEMILL_OCR_ENGINE": "tesseract",
+            "PADDLEOCR_PDF_DPI": str(CHAOS_DPI),
+            "PAGEMILL_REDIS_HEARTBEAT_TIMEOUT_MS": str(HEARTBEAT_TIMEOUT_MS),
+            "PAGEMILL_REDIS_MAINTENANCE_CHANCE": str(MAINTENANCE_CHANCE),
+            "dramatiq_worker_timeout": "100",
+            **extra,
+        },
     )
-    for name in ("S3_ENDPOINT_URL", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_BUCKET"):
-        env.pop(name, None)
-    if settings.s3_bucket:
-        secret = settings.s3_secret_access_key
-        env.update(
-            S3_ENDPOINT_URL=settings.s3_endpoint_url or "",
-            S3_REGION=settings.s3_region,
-            S3_ACCESS_KEY_ID=settings.s3_access_key_id or "",
-            S3_SECRET_ACCESS_KEY=secret.get_secret_value() if secret else "",
-            S3_BUCKET=settings.s3_bucket,
-        )
-    env.update(extra)
-    return env
 
 
 class CliWorker:

@@ -102,7 +102,7 @@ def test_procfile_under_honcho_ocrs_an_upload_and_stops_cleanly(
             raise
         finally:
             log.close()
-    gone, alive = psutil.wait_procs(children, timeout=5)
+    _gone, alive = psutil.wait_procs(children, timeout=5)
     assert alive == [], f"still running after honcho stopped: {[p.cmdline() for p in alive]}"
     output = (tmp_path / "honcho.log").read_text(errors="replace")
     assert "Killing worker process" not in output  # every worker stopped gracefully, none hung

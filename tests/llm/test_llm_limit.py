@@ -18,7 +18,7 @@ from pipeline import artifacts
 from pipeline.context import Context
 from pipeline.jobs import DocumentStatus, PageStatus
 from pipeline.settings import Settings
-from tests.actors.test_dramatiq_cli import ROOT, worker_env
+from tests.fixtures_workers import ROOT, worker_env
 from tests.llm.chat_server import ChatServer
 
 WORKERS = 2

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import redis
@@ -27,8 +26,8 @@ from actors.celery_protocol import PRIORITY_STEPS, priority_key
 from pipeline.context import Context
 from pipeline.jobs import Document
 from pipeline.settings import Settings
-from tests.actors.test_dramatiq_cli import worker_env
-from tests.fixtures_workers import wait_for_document
+from tests.fixtures_services import drop_schema
+from tests.fixtures_workers import wait_for_document, worker_env
 from tests.web.conftest import CLIENT_TIMEOUT_S, ServerThread
 from web.app import create_app
 
@@ -87,17 +86,6 @@ class Stack:
         return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def _drop_schema(database_url: str, schema: str) -> None:
-    async def drop() -> None:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
-
-
 @pytest.fixture(scope="package")
 def stack(
     broker: RedisBroker, broker_settings: Settings, tmp_path_factory: pytest.TempPathFactory
@@ -147,7 +135,7 @@ def stack(
         log_file.close()
         server.stop()
         broker.flush_all()
-        _drop_schema(settings.database_url.get_secret_value() if settings.database_url else "", schema)
+        drop_schema(settings.database_url.get_secret_value() if settings.database_url else "", schema)
 
 
 @pytest.fixture
