@@ -8,6 +8,7 @@ with explicit settings, and the actor modules then bind to that broker.
 from __future__ import annotations
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -20,6 +21,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 from periodiq import PeriodiqMiddleware
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from actors.celery_results import CeleryResults
 from actors.middleware import LogContext, ProcessResources
@@ -28,6 +31,8 @@ from pipeline.settings import Settings
 
 # Dead-lettered messages are kept this long (ms): one week, like Dramatiq's default.
 DEAD_MESSAGE_TTL_MS = 7 * 24 * 3600 * 1000
+# Backoff between broker command retries while Redis is unreachable: first and longest, seconds.
+REDIS_RETRY_FIRST_S, REDIS_RETRY_CAP_S = 0.25, 4.0
 
 _broker: RedisBroker | None = None
 _settings: Settings | None = None
@@ -68,7 +73,7 @@ def build_broker(settings: Settings) -> RedisBroker:
 
         middleware.append(WorkerMetrics(settings))
     return RedisBroker(
-        url=settings.redis_url,
+        client=redis_client(settings),
         namespace=settings.redis_namespace,
         middleware=middleware,
         # A worker silent this long is dead: its unacked messages go back to the queue during
@@ -76,6 +81,27 @@ def build_broker(settings: Settings) -> RedisBroker:
         heartbeat_timeout=settings.redis_heartbeat_timeout_ms,
         maintenance_chance=settings.redis_maintenance_chance,
         dead_message_ttl=DEAD_MESSAGE_TTL_MS,
+    )
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """The broker's Redis client: commands retry through a short outage instead of failing.
+
+    Without this a Redis restart fails whatever the worker sends at that moment, and Dramatiq
+    then loses messages in ways no retry sees: the retry of a failed message cannot be enqueued
+    while its original is acked once Redis is back, and a consumer that loses its connection
+    drops the messages it had prefetched (they stay claimed by a live worker). A chaos test
+    (tests/chaos/test_redis_restart.py) lost an aggregation message exactly so.
+    """
+    assert settings.redis_url
+    retries, waited = 0, 0.0
+    while waited < settings.redis_retry_s:
+        waited += min(REDIS_RETRY_CAP_S, REDIS_RETRY_FIRST_S * 2**retries)
+        retries += 1
+    return redis.Redis.from_url(
+        settings.redis_url,
+        retry=Retry(ExponentialBackoff(cap=REDIS_RETRY_CAP_S, base=REDIS_RETRY_FIRST_S), retries),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
 
 

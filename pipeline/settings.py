@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     redis_maintenance_chance: int = Field(
         1000, ge=1, le=1_000_000, validation_alias=_env("PAGEMILL_REDIS_MAINTENANCE_CHANCE")
     )
+    # How long a broker command keeps retrying while Redis is unreachable (a restart, a failover),
+    # seconds; 0 = fail at once. Past it, the message's own retry (or the reaper) takes over.
+    redis_retry_s: float = Field(30, ge=0, le=600, validation_alias=_env("PAGEMILL_REDIS_RETRY_S"))
 
     # --- queues (Celery names) ----------------------------------------------------------------
     celery_default_queue: str | None = Field(None, validation_alias=_env("CELERY_DEFAULT_QUEUE"))
