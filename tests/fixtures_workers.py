@@ -21,6 +21,19 @@ from pipeline.settings import ExplicitSettings, Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_in_context(settings: Settings, work: Callable[[Context], Any]) -> Any:
+    """Run ``await work(ctx)`` on a fresh pipeline context (pool and storage), closed afterwards."""
+
+    async def go() -> Any:
+        ctx = await Context.open(settings)
+        try:
+            return await work(ctx)
+        finally:
+            await ctx.aclose()
+
+    return asyncio.run(go())
+
+
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a Procfile line gives a ``dramatiq`` worker, for the test's slice.
 

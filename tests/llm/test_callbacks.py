@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -16,21 +15,10 @@ from pipeline.context import Context
 from pipeline.jobs import DocumentStatus
 from pipeline.settings import Settings
 from tests import pages
-from tests.fixtures_workers import chunks_of, wait_for_document
+from tests.fixtures_workers import chunks_of, run_in_context, wait_for_document
 from tests.llm.chat_server import ChatServer
 from tests.llm.conftest import CALLBACK_SECRET
 from tests.llm.receiver import Receiver
-
-
-def _run(settings: Settings, work: Callable[[Context], Any]) -> Any:
-    async def go() -> Any:
-        ctx = await Context.open(settings)
-        try:
-            return await work(ctx)
-        finally:
-            await ctx.aclose()
-
-    return asyncio.run(go())
 
 
 async def _delivery(ctx: Context, doc_id: uuid.UUID) -> dict[str, Any]:
@@ -85,16 +73,16 @@ def test_receiver_failing_twice_gets_the_notification_on_retry(
         await ctx.store.set_status(doc.id, DocumentStatus.COMPLETED)
         return doc.id
 
-    doc_id = _run(llm_settings, finished_document)
+    doc_id = run_in_context(llm_settings, finished_document)
     notify_callback.send(document_id=str(doc_id))
     hits = receiver.wait_for(3)
     assert [h.answered for h in hits] == [500, 503, 200]
     assert all(h.signature_ok(CALLBACK_SECRET) for h in hits)
     assert len({h.body for h in hits}) == 1 and hits[0].json["status"] == "completed"
-    record = _run(llm_settings, lambda ctx: _delivery(ctx, doc_id))
+    record = run_in_context(llm_settings, lambda ctx: _delivery(ctx, doc_id))
     assert record["attempts"] == 3 and record["response_status"] == 200 and record["delivered_at"] is not None
     # Delivered: another send is a no-op.
-    assert not _run(llm_settings, lambda ctx: callbacks.wants_notification(ctx, doc_id))
+    assert not run_in_context(llm_settings, lambda ctx: callbacks.wants_notification(ctx, doc_id))
 
 
 def test_llm_failure_ends_partial_error_and_is_reported(
@@ -112,7 +100,7 @@ def test_llm_failure_ends_partial_error_and_is_reported(
         ocr_document.send(document_id=str(doc.id))
         return await wait_for_document(ctx, doc.id)
 
-    done = _run(llm_settings, scenario)
+    done = run_in_context(llm_settings, scenario)
     assert done.status is DocumentStatus.PARTIAL_ERROR
     assert done.error.startswith("postprocessing failed: summary: model test-model gave no valid summary"), done.error
     assert done.result_key is not None  # the OCR result stands

@@ -7,7 +7,6 @@ checked on every transition, not only on what a poller happened to see.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import sqlite3
@@ -15,7 +14,6 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 from dramatiq import Worker
@@ -27,6 +25,7 @@ from pipeline.jobs import DocumentStatus
 from pipeline.llm.anki import note_fields
 from pipeline.settings import Settings
 from tests import pages
+from tests.fixtures_workers import run_in_context
 from tests.llm.chat_server import ChatServer
 from tests.llm.conftest import CALLBACK_SECRET
 from tests.llm.receiver import Receiver
@@ -43,17 +42,6 @@ END $$;
 CREATE TRIGGER documents_status_log AFTER UPDATE OF status ON documents
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION log_status();
 """
-
-
-def _db(settings: Settings, work: Callable[[Context], Any]) -> Any:
-    async def go() -> Any:
-        ctx = await Context.open(settings)
-        try:
-            return await work(ctx)
-        finally:
-            await ctx.aclose()
-
-    return asyncio.run(go())
 
 
 def _notes(apkg: bytes, tmp_path: Path) -> tuple[list[list[str]], list[str]]:
@@ -83,7 +71,7 @@ def test_upload_postprocess_artifacts_apkg_and_callback_over_http(
     from actors.notify import notify_callback
 
     api = web_client(llm_settings)  # migrates the schema
-    _db(llm_settings, lambda ctx: ctx.store.pool.execute(STATUS_LOG))
+    run_in_context(llm_settings, lambda ctx: ctx.store.pool.execute(STATUS_LOG))
     start_worker(llm_settings)
     data = pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A), pages.text_page(pages.PARAGRAPH_B)])
 
@@ -105,7 +93,7 @@ def test_upload_postprocess_artifacts_apkg_and_callback_over_http(
     assert summary.status_code == 200 and cards.status_code == 200, (summary.text, cards.text)
 
     # Every transition: postprocessing straight after aggregating, completed only with both artifacts.
-    log = _db(llm_settings, lambda ctx: ctx.store.pool.fetch("SELECT status, artifacts FROM status_log ORDER BY n"))
+    log = run_in_context(llm_settings, lambda ctx: ctx.store.pool.fetch("SELECT status, artifacts FROM status_log ORDER BY n"))
     transitions = [(r["status"], r["artifacts"]) for r in log]
     assert [s for s, _ in transitions][-3:] == ["aggregating", "postprocessing", "completed"], transitions
     assert [s for s, _ in transitions].count("completed") == 1
@@ -122,7 +110,7 @@ def test_upload_postprocess_artifacts_apkg_and_callback_over_http(
     reported = chat_server.usage
     assert summary.json()["usage"]["calls"] + cards.json()["usage"]["calls"] == len(reported)
     assert summary.json()["tokens"] + cards.json()["tokens"] == sum(u["total_tokens"] for u in reported)
-    total = _db(llm_settings, lambda ctx: artifacts.document_tokens(ctx.store, doc_id))
+    total = run_in_context(llm_settings, lambda ctx: artifacts.document_tokens(ctx.store, doc_id))
     assert total == sum(u["total_tokens"] for u in reported) > 0
     listing = api.get(f"/api/documents/{doc_id}/artifacts").json()
     assert sorted(item["kind"] for item in listing["items"]) == ["flashcards", "summary"]
@@ -153,7 +141,7 @@ def test_upload_postprocess_artifacts_apkg_and_callback_over_http(
         async with httpx.AsyncClient() as client:
             return (await callbacks.deliver(ctx, uuid.UUID(doc_id), client=client)).outcome
 
-    assert _db(llm_settings, again) == "already"
+    assert run_in_context(llm_settings, again) == "already"
     notify_callback.send(document_id=doc_id)
     broker.join(llm_settings.default_queue, timeout=30_000)
     assert len(receiver.received) == 1
@@ -168,6 +156,6 @@ def test_apkg_before_and_without_flashcards(
     still = api.get(f"/api/documents/{doc_id}/flashcards.apkg")  # no worker: still queued
     assert still.status_code == 409 and still.json()["error"]["code"] == "not_ready"
 
-    _db(llm_settings, lambda ctx: ctx.store.set_status(uuid.UUID(doc_id), DocumentStatus.COMPLETED))
+    run_in_context(llm_settings, lambda ctx: ctx.store.set_status(uuid.UUID(doc_id), DocumentStatus.COMPLETED))
     none = api.get(f"/api/documents/{doc_id}/flashcards.apkg")
     assert none.status_code == 404 and "no flashcards artifact" in none.json()["error"]["message"]
