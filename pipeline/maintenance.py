@@ -21,6 +21,7 @@ from datetime import timedelta
 
 import structlog
 
+from pipeline.artifacts import list_artifacts
 from pipeline.documents import postprocess_steps
 from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus, JobStore, PageStatus
 from pipeline.storage import Storage
@@ -151,9 +152,7 @@ async def reap(store: JobStore, *, age_s: int, max_resends: int) -> ReapPlan:
 async def _resume(store: JobStore, document_id: uuid.UUID) -> Resume:
     """What is left of a post-processing document's LLM chain (steps already stored are kept)."""
     doc = await store.get_document(document_id)
-    done = {
-        r["kind"] for r in await store.pool.fetch("SELECT kind FROM artifacts WHERE document_id = $1", doc.id)
-    }
+    done = {a.kind for a in await list_artifacts(store, doc.id)}
     failed = (await store.page_counts(doc.id))[PageStatus.FAILED]
     finish_as = DocumentStatus.PARTIAL_ERROR if failed else DocumentStatus.COMPLETED
     return Resume(doc.id, [s for s in postprocess_steps(doc) if s not in done], finish_as)
