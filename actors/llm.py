@@ -141,11 +141,9 @@ PRODUCT_ACTORS = {
 async def llm_step_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """A step whose retries ran out: the document ends ``partial_error`` with the last error."""
     kwargs = message_data.get("kwargs") or {}
-    traceback = ((message_data.get("options") or {}).get("traceback") or "").strip()
-    last = traceback.splitlines()[-1] if traceback else "unknown error"
     ctx = await runtime.context()
     kind = message_data["actor_name"]
-    await fail_postprocessing(ctx, parse_id(kwargs["document_id"]), f"{kind}: {last}")
+    await fail_postprocessing(ctx, parse_id(kwargs["document_id"]), f"{kind}: {runtime.last_error(message_data)}")
     await notify_if_final(kwargs["document_id"])
 
 

@@ -178,8 +178,7 @@ def _page_number(value: Any) -> int:
 
 def _exhausted_reason(message_data: dict[str, Any], retry_info: dict[str, Any]) -> str:
     """The last error of a message whose retries ran out, from the traceback Retries stored."""
-    traceback = ((message_data.get("options") or {}).get("traceback") or "").strip()
-    last = traceback.splitlines()[-1] if traceback else "unknown error"
+    last = runtime.last_error(message_data)
     if last.startswith("pipeline.errors."):  # our errors carry a reason written for users
         last = last.partition(": ")[2] or last
     return f"failed after {retry_info.get('retries', 0) + 1} attempts: {last}"

@@ -1,9 +1,10 @@
-"""The pipeline Context of this worker process, made once per event loop and reused."""
+"""The pipeline Context of this worker process, made once per event loop and reused; helpers every actor module shares."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import structlog
 from dramatiq.asyncio import get_event_loop_thread
@@ -80,3 +81,9 @@ def close_contexts() -> None:
             asyncio.run_coroutine_threadsafe(ctx.aclose(), loop).result(timeout=CLOSE_TIMEOUT_S)
         else:
             log.warning("runtime.context_dropped", reason="its event loop stopped before the context was closed")
+
+
+def last_error(message_data: dict[str, Any]) -> str:
+    """The last line of the traceback Retries stored on a message whose retries ran out."""
+    traceback = ((message_data.get("options") or {}).get("traceback") or "").strip()
+    return traceback.splitlines()[-1] if traceback else "unknown error"
