@@ -54,7 +54,9 @@ def _wait_gone(pid: int, timeout: float = 10.0) -> None:
 def _embedded_postgres(pgdata: Path) -> Iterator[str]:
     import pgserver
 
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # Made here: pgserver's own mkdir(exist_ok=False) races when two CLIs start at once (seen in
+    # CI: FileExistsError); initdb itself runs under pgserver's inter-process lock.
+    pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     try:
         yield server.get_uri()
