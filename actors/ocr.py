@@ -63,14 +63,16 @@ async def _start(
     else:
         raise BadInputError("tasks.ocr_document needs document_id or storage_key")
     try:
-        pages = await documents.prepare_document(ctx, doc_id, require_pdf=require_pdf)
+        split = await documents.prepare_document(ctx, doc_id, require_pdf=require_pdf)
     except PagemillError as exc:
         if not exc.retryable:  # rejected: the document is now ``error``
             await notify_if_final(str(doc_id))
         raise
-    if pages:
-        group = dramatiq.group(ocr_page.message(document_id=str(doc_id), page_no=n) for n in pages)
+    if split.to_ocr:  # scans first, so other workers start on them while this one reads text layers
+        group = dramatiq.group(ocr_page.message(document_id=str(doc_id), page_no=n) for n in split.to_ocr)
         await asyncio.to_thread(group.run)
+    if await documents.record_text_pages(ctx, doc_id, split):
+        await asyncio.to_thread(aggregate_document.send, document_id=str(doc_id))
 
 
 @dramatiq.actor(

@@ -66,7 +66,9 @@ async def _ocr_document(payload: dict[str, Any], *, require_pdf: bool) -> dict[s
         )  # fmt: skip
     else:
         raise BadInputError("tasks.ocr_document needs document_id or storage_key")
-    for page_no in await documents.prepare_document(ctx, doc_id, require_pdf=require_pdf):
+    split = await documents.prepare_document(ctx, doc_id, require_pdf=require_pdf)
+    await documents.record_text_pages(ctx, doc_id, split)  # born-digital pages: read, not OCRed
+    for page_no in split.to_ocr:
         try:
             await documents.process_page(ctx, doc_id, page_no)
         except PagemillError as exc:

@@ -1,8 +1,10 @@
 """The steps of one document's life, each callable on its own (actors and tests call these).
 
     ingest_upload / register_source  -> a ``documents`` row (queued) and the source in storage
-    prepare_document                 -> page count, one ``pages`` row per page, pages to send
-    process_page                     -> render + OCR + barrier; says whether to aggregate
+    prepare_document                 -> page count, one ``pages`` row per page, the text source of
+                                        each (pipeline.textlayer): pages to OCR, pages to read
+    record_text_pages                -> born-digital pages read from their text layer, no OCR
+    process_page                     -> render + OCR (or text layer) + barrier; aggregate or not
     record_page_failure              -> a page that cannot succeed, through the same barrier
     finish_document                  -> result.txt / result.json in storage, final status
 """
@@ -10,17 +12,19 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import json
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from pipeline import pdf
+from pipeline import pdf, textlayer
 from pipeline.aggregate import DocumentResult, aggregate_document, page_to_json
 from pipeline.context import Context
 from pipeline.errors import (
@@ -31,8 +35,9 @@ from pipeline.errors import (
     UnsupportedTypeError,
 )
 from pipeline.jobs import Document, DocumentStatus, PageOutcome, PageStatus, parse_id
-from pipeline.ocr import get_engine, recognize_page
+from pipeline.ocr import PageResult, get_engine, recognize_page
 from pipeline.storage import fetch_cached
+from pipeline.textlayer import OcrMode, PageLayer, Plan, TextSource
 from pipeline.thumbnails import thumbnail_key, thumbnail_png
 
 log = structlog.get_logger(__name__)
@@ -43,6 +48,8 @@ parse_document_id = parse_id
 # Bytes of the file head read to sniff its type: PDF readers accept junk before `%PDF-` within
 # the first 1024 bytes, and so does pipeline.pdf.sniff_type.
 SNIFF_BYTES = 1024
+# The engine name recorded for a document whose every page was read from its text layer.
+TEXT_LAYER_ENGINE = "text_layer"
 # Documents still able to take page work.
 ACTIVE_STATES = (DocumentStatus.QUEUED, DocumentStatus.EXTRACTING, DocumentStatus.PROCESSING_CHUNKS)
 
@@ -173,16 +180,39 @@ def _dpi(ctx: Context, doc: Document) -> int:
     return doc.dpi or ctx.settings.pdf_dpi
 
 
-async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf: bool = False) -> list[int]:
-    """Count pages and create page rows; returns the page numbers whose messages must be sent.
+@dataclass(frozen=True, slots=True)
+class Split:
+    """What ``prepare_document`` found: pages to send to OCR and pages whose text layer is read."""
 
-    Returns [] when the document is cancelled or already past this step. Bad input raises a
-    BadInputError after the document has been marked ``error`` with the reason.
+    to_ocr: list[int]
+    text_pages: list[PageLayer] = field(default_factory=list)
+    plans: dict[int, Plan] = field(default_factory=dict)
+
+
+def ocr_mode(ctx: Context, doc: Document) -> OcrMode:
+    """The document's ``ocr_mode`` (upload field / Celery kwarg), else PAGEMILL_OCR_MODE."""
+    value = doc.options.get("ocr_mode") or ctx.settings.ocr_mode
+    try:
+        return OcrMode(str(value).strip().lower())
+    except ValueError:
+        raise BadInputError(
+            f"ocr_mode must be one of {', '.join(m.value for m in OcrMode)}, got {str(value)[:40]!r}",
+            document_id=str(doc.id),
+        ) from None
+
+
+async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf: bool = False) -> Split:
+    """Count pages, decide each page's text source, create page rows.
+
+    Returns the pending pages to OCR (send their messages) and the pending pages whose text layer
+    is read instead (``record_text_pages``); both empty when the document is cancelled or already
+    past this step. Bad input raises a BadInputError after the document has been marked
+    ``error`` with the reason. The engine is loaded only when some page needs OCR.
     """
     doc = await ctx.store.get_document(document_id)
     if doc.status not in ACTIVE_STATES:
         log.info("document.prepare_skipped", document_id=str(doc.id), status=doc.status.value)
-        return []
+        return Split([])
     await ctx.store.set_status(doc.id, DocumentStatus.EXTRACTING, expect=[DocumentStatus.QUEUED])
     settings = ctx.settings
     try:
@@ -191,6 +221,7 @@ async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf:
                 f"tasks.ocr_pdf_document needs a PDF, but the file is {doc.kind}; send it to tasks.ocr_document",
                 document_id=str(doc.id),
             )
+        mode = ocr_mode(ctx, doc)
         path = await _local_source(ctx, doc)
         info = await asyncio.to_thread(
             pdf.inspect_document,
@@ -199,24 +230,101 @@ async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf:
             max_page_pixels=settings.max_page_pixels,
             dpi=_dpi(ctx, doc),
         )
+        layers: dict[int, PageLayer] = {}
+        if info.kind is pdf.DocumentKind.PDF and mode is not OcrMode.FORCE:
+            found = await asyncio.to_thread(textlayer.analyze_pdf, path, dpi=_dpi(ctx, doc), thumbnails=True)
+            layers = {layer.page_no: layer for layer in found}
     except (BadInputError, NotFoundError) as exc:
         # NotFoundError here: the source file was deleted from storage after upload.
         await ctx.store.set_status(doc.id, DocumentStatus.ERROR, expect=ACTIVE_STATES, error=exc.reason)
         log.warning("document.rejected", document_id=str(doc.id), reason=exc.reason)
         raise
-    try:
-        engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(doc.lang_hints))
-    except EngineUnavailableError as exc:  # e.g. a language the engine cannot read: not worth retrying
-        await ctx.store.set_status(doc.id, DocumentStatus.ERROR, expect=ACTIVE_STATES, error=exc.reason)
-        log.warning("document.rejected", document_id=str(doc.id), reason=exc.reason)
-        raise
-    pending = await ctx.store.start_pages(doc.id, kind=info.kind.value, page_count=info.page_count, engine=engine.name)
-    log.info("document.split", document_id=str(doc.id), page_count=info.page_count, to_send=len(pending))
-    return pending
+    plans = {n: textlayer.plan_page(layers.get(n), mode) for n in range(1, info.page_count + 1)}
+    needs_ocr = any(plan.source is TextSource.OCR for plan in plans.values())
+    engine = TEXT_LAYER_ENGINE
+    if needs_ocr:
+        try:
+            loaded = await asyncio.to_thread(get_engine, settings, settings.merge_languages(doc.lang_hints))
+        except EngineUnavailableError as exc:  # e.g. a language the engine cannot read: not worth retrying
+            await ctx.store.set_status(doc.id, DocumentStatus.ERROR, expect=ACTIVE_STATES, error=exc.reason)
+            log.warning("document.rejected", document_id=str(doc.id), reason=exc.reason)
+            raise
+        engine = loaded.name
+    pending = await ctx.store.start_pages(doc.id, kind=info.kind.value, page_count=info.page_count, engine=engine)
+    split = Split(
+        to_ocr=[n for n in pending if plans[n].source is TextSource.OCR],
+        text_pages=[layers[n] for n in pending if plans[n].source is TextSource.TEXT_LAYER],
+        plans=plans,
+    )
+    log.info(
+        "document.split",
+        document_id=str(doc.id),
+        page_count=info.page_count,
+        ocr_mode=mode.value,
+        to_ocr=len(split.to_ocr),
+        text_layer=len(split.text_pages),
+        layers=dict(collections.Counter(layer.kind.value for layer in layers.values())),
+    )
+    return split
+
+
+async def record_text_pages(ctx: Context, document_id: uuid.UUID, split: Split) -> bool:
+    """Record the split's text-layer pages through the barrier; True when that closed it."""
+    closed = False
+    for layer in split.text_pages:
+        started = time.perf_counter()
+        if not await ctx.store.claim_page(document_id, layer.page_no):
+            continue  # already recorded (a redelivered split message)
+        outcome = await _record_page(
+            ctx, document_id, layer.page_no, textlayer.layer_result(layer), split.plans[layer.page_no], layer,
+            thumbnail=layer.thumbnail, started=started,
+        )  # fmt: skip
+        closed = closed or outcome.closed
+    return closed
+
+
+async def _record_page(
+    ctx: Context,
+    document_id: uuid.UUID,
+    page_no: int,
+    result: PageResult,
+    plan: Plan,
+    layer: PageLayer | None,
+    *,
+    thumbnail: bytes | None,
+    started: float,
+) -> PageOutcome:
+    """Store a page's thumbnail, then its result through the barrier."""
+    # Stored before the page is marked done, so a reader that sees `done` finds the thumbnail;
+    # a redelivered message writes the same key again.
+    if thumbnail is not None:
+        await ctx.storage.put_bytes(thumbnail_key(document_id, page_no), thumbnail)
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    outcome = await ctx.store.finish_page(
+        document_id,
+        page_no,
+        PageStatus.DONE,
+        text=result.text,
+        confidence=result.mean_confidence,
+        result=page_to_json(result) | plan.as_json(None if layer is None else layer.kind),
+        duration_ms=duration_ms,
+    )
+    log.info(
+        "page.done",
+        document_id=str(document_id),
+        page_no=page_no,
+        source=plan.source.value,
+        lines=len(result.lines),
+        rotation=result.rotation,
+        duration_ms=duration_ms,
+        pages_finished=outcome.pages_finished,
+        page_count=outcome.page_count,
+    )
+    return outcome
 
 
 async def process_page(ctx: Context, document_id: uuid.UUID, page_no: int) -> PageOutcome | None:
-    """OCR one page and record it; None when the page was already final (duplicate message).
+    """Read one page (its text layer, or OCR) and record it; None when the page was already final.
 
     A duplicate that finds the document ``aggregating`` returns an outcome with ``closed`` set:
     the worker that closed the barrier may have died before sending aggregation, and its page
@@ -235,39 +343,32 @@ async def process_page(ctx: Context, document_id: uuid.UUID, page_no: int) -> Pa
     settings = ctx.settings
     started = time.perf_counter()
     path = await _local_source(ctx, doc)
+    mode = ocr_mode(ctx, doc)
+    dpi = _dpi(ctx, doc)
+    layer: PageLayer | None = None
+    if doc.kind == pdf.DocumentKind.PDF and mode is not OcrMode.FORCE:
+        # Cheap (milliseconds): the same decision the split made, and the real text ``redo`` keeps.
+        found = await asyncio.to_thread(textlayer.analyze_pdf, path, dpi=dpi, page_numbers=[page_no], thumbnails=True)
+        layer = found[0]
+    plan = textlayer.plan_page(layer, mode)
+    if plan.source is TextSource.TEXT_LAYER and layer is not None:  # e.g. re-sent by the reaper
+        return await _record_page(
+            ctx, doc.id, page_no, textlayer.layer_result(layer), plan, layer, thumbnail=layer.thumbnail, started=started
+        )
     engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(doc.lang_hints))
     min_conf = doc.min_confidence if doc.min_confidence is not None else settings.min_confidence
 
-    def run() -> tuple[Any, bytes]:
-        image = pdf.render_page(path, page_no, dpi=_dpi(ctx, doc), max_page_pixels=settings.max_page_pixels)
-        thumbnail = thumbnail_png(image)  # before OCR, which may turn the image it is given
-        return recognize_page(engine, image, min_confidence=min_conf), thumbnail
+    def run() -> tuple[PageResult, bytes]:
+        image = pdf.render_page(path, page_no, dpi=dpi, max_page_pixels=settings.max_page_pixels)
+        # Before OCR, which may turn the image it is given.
+        thumbnail = layer.thumbnail if layer is not None and layer.thumbnail else thumbnail_png(image)
+        result = recognize_page(engine, image, min_confidence=min_conf)
+        if plan.keep_text and layer is not None:
+            result = textlayer.merge_real_text(result, layer)
+        return result, thumbnail
 
     result, thumbnail = await asyncio.to_thread(run)
-    # Stored before the page is marked done, so a reader that sees `done` finds the thumbnail;
-    # a redelivered message writes the same key again.
-    await ctx.storage.put_bytes(thumbnail_key(doc.id, page_no), thumbnail)
-    duration_ms = int((time.perf_counter() - started) * 1000)
-    outcome = await ctx.store.finish_page(
-        doc.id,
-        page_no,
-        PageStatus.DONE,
-        text=result.text,
-        confidence=result.mean_confidence,
-        result=page_to_json(result),
-        duration_ms=duration_ms,
-    )
-    log.info(
-        "page.done",
-        document_id=str(doc.id),
-        page_no=page_no,
-        lines=len(result.lines),
-        rotation=result.rotation,
-        duration_ms=duration_ms,
-        pages_finished=outcome.pages_finished,
-        page_count=outcome.page_count,
-    )
-    return outcome
+    return await _record_page(ctx, doc.id, page_no, result, plan, layer, thumbnail=thumbnail, started=started)
 
 
 async def ocr_standalone_page(

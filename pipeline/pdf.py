@@ -200,7 +200,7 @@ def _check_page_no(page_no: int, page_count: int) -> None:
 
 
 @contextmanager
-def _open_pdf(path: Path) -> Iterator[pdfium.PdfDocument]:
+def open_pdf(path: Path) -> Iterator[pdfium.PdfDocument]:
     """The open document, with the pdfium lock held until it is closed again."""
     with _PDFIUM_LOCK:
         try:
@@ -230,7 +230,7 @@ def _pdf_error(exc: pdfium.PdfiumError) -> BadInputError:
     )
 
 
-def _pdf_pixel_size(width_pt: float, height_pt: float, dpi: int) -> tuple[int, int]:
+def pdf_pixel_size(width_pt: float, height_pt: float, dpi: int) -> tuple[int, int]:
     # The same rounding pypdfium2's PdfPage.render uses for the bitmap size.
     scale = dpi / PDF_POINTS_PER_INCH
     return math.ceil(width_pt * scale), math.ceil(height_pt * scale)
@@ -238,7 +238,7 @@ def _pdf_pixel_size(width_pt: float, height_pt: float, dpi: int) -> tuple[int, i
 
 def _inspect_pdf(path: Path, *, max_pages: int, max_page_pixels: int, dpi: int) -> DocumentInfo:
     sizes: list[tuple[int, int]] = []
-    with _open_pdf(path) as document:
+    with open_pdf(path) as document:
         count = len(document)
         _check_page_count(count, max_pages=max_pages, what="PDF")
         for index in range(count):
@@ -250,7 +250,7 @@ def _inspect_pdf(path: Path, *, max_pages: int, max_page_pixels: int, dpi: int) 
                     f"page {index + 1} of the PDF cannot be read ({exc}); re-save the PDF and upload it again",
                     page_no=index + 1,
                 ) from exc
-            width, height = _pdf_pixel_size(width_pt, height_pt, dpi)
+            width, height = pdf_pixel_size(width_pt, height_pt, dpi)
             if width < 1 or height < 1:
                 raise UnreadableDocumentError(
                     f"page {index + 1} of the PDF has no area ({width_pt}x{height_pt} points); "
@@ -263,7 +263,7 @@ def _inspect_pdf(path: Path, *, max_pages: int, max_page_pixels: int, dpi: int) 
 
 
 def _render_pdf_page(path: Path, page_no: int, *, dpi: int, max_page_pixels: int) -> Image:
-    with _open_pdf(path) as document:
+    with open_pdf(path) as document:
         _check_page_no(page_no, len(document))
         # Filled-in form fields are text the user wants read; pdfium draws them only after this
         # (and it must come before the page is loaded).
@@ -276,7 +276,7 @@ def _render_pdf_page(path: Path, page_no: int, *, dpi: int, max_page_pixels: int
                 page_no=page_no,
             ) from exc
         try:
-            width, height = _pdf_pixel_size(page.get_width(), page.get_height(), dpi)
+            width, height = pdf_pixel_size(page.get_width(), page.get_height(), dpi)
             if width < 1 or height < 1:
                 raise UnreadableDocumentError(
                     f"page {page_no} of the PDF has no area; re-save the PDF and upload it again",

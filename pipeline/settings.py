@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     # onnxruntime intra-op threads per worker process; 0 = every core this process may use, so set it
     # when several OCR processes share a machine (processes x threads = cores).
     ocr_threads: int = Field(0, ge=0, validation_alias=_env("PAGEMILL_OCR_THREADS"))
+    # Which models the onnx engine runs (pipeline.ocr.onnx PROFILES): speed against accuracy.
+    ocr_profile: str = Field("accurate", pattern=r"^[a-z][a-z0-9_-]{0,31}$", validation_alias=_env("PAGEMILL_OCR_PROFILE"))
+    # Per page text source for PDFs: auto = read a real text layer, OCR the rest; force = OCR every
+    # page; redo = like auto, and on pages mixing real text with scanned areas keep the real text and
+    # OCR only the rest (pipeline.textlayer). Upload field / Celery kwarg ``ocr_mode`` override it.
+    ocr_mode: Literal["auto", "force", "redo"] = Field("auto", validation_alias=_env("PAGEMILL_OCR_MODE"))
 
     # --- S3-compatible storage (local directory when S3_BUCKET is unset) ---------------------
     s3_endpoint_url: str | None = Field(None, validation_alias=_env("S3_ENDPOINT_URL"))

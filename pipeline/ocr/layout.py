@@ -100,17 +100,23 @@ def merge_fragments(lines: Sequence[Line]) -> list[Line]:
     """Join pieces of one printed line the detector split: same row, close, not across a gutter.
 
     This must happen before ordering: a right-hand piece would otherwise be read after the
-    next (shorter) line, which lies wholly left of it.
+    next (shorter) line, which lies wholly left of it. Plain floats, not numpy, in the pair
+    loop: a dense text-layer page has a few hundred lines, and numpy's per-call cost made this
+    the slowest step of reading a born-digital page (250 ms).
     """
     column_gaps = gutters(bounds(lines))
     merged: list[Line] = []
+    rects: list[_Rect] = []
     for line in sorted(lines, key=lambda ln: min(x for x, _ in ln.box)):
-        for k, row in enumerate(merged):
-            if _same_row(row, line, column_gaps):
-                merged[k] = _join(row, line)
+        rect = _rect(line)
+        for k, row in enumerate(rects):
+            if _same_row(row, rect, column_gaps):
+                rects[k] = _union(row, rect)
+                merged[k] = _join(merged[k], line, rects[k])
                 break
         else:
             merged.append(line)
+            rects.append(rect)
     return merged
 
 
@@ -203,8 +209,22 @@ def _low_runs(coverage: np.ndarray, *, min_width: float) -> list[tuple[int, int]
     return out
 
 
-def _same_row(a: Line, b: Line, column_gaps: list[tuple[float, float]]) -> bool:
-    (_ax0, ay0, ax1, ay1), (bx0, by0, _bx1, by1) = bounds([a, b])
+_Rect = tuple[float, float, float, float]
+
+
+def _rect(line: Line) -> _Rect:
+    xs = [x for x, _ in line.box]
+    ys = [y for _, y in line.box]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _union(a: _Rect, b: _Rect) -> _Rect:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def _same_row(a: _Rect, b: _Rect, column_gaps: list[tuple[float, float]]) -> bool:
+    _ax0, ay0, ax1, ay1 = a
+    bx0, by0, _bx1, by1 = b
     height = min(ay1 - ay0, by1 - by0)
     shared = min(ay1, by1) - max(ay0, by0)
     gap = bx0 - ax1
@@ -213,9 +233,8 @@ def _same_row(a: Line, b: Line, column_gaps: list[tuple[float, float]]) -> bool:
     return not any(g0 < bx0 and g1 > ax1 for g0, g1 in column_gaps)
 
 
-def _join(a: Line, b: Line) -> Line:
-    x0, y0, x1, y1 = bounds([a, b]).T
-    left, top, right, bottom = float(x0.min()), float(y0.min()), float(x1.max()), float(y1.max())
+def _join(a: Line, b: Line, rect: _Rect) -> Line:
+    left, top, right, bottom = (float(v) for v in rect)
     box = ((left, top), (right, top), (right, bottom), (left, bottom))
     weight_a, weight_b = max(len(a.text), 1), max(len(b.text), 1)
     confidence = (a.confidence * weight_a + b.confidence * weight_b) / (weight_a + weight_b)

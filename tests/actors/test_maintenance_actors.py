@@ -31,7 +31,7 @@ def test_reaper_resends_page_messages_lost_from_redis(
             data = pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A), pages.text_page(pages.PARAGRAPH_B)])
             doc = await documents.ingest_upload(ctx, chunks_of(data), filename="lost.pdf")
             # What tasks.ocr_document does, then the page messages vanish from Redis.
-            to_send = await documents.prepare_document(ctx, doc.id)
+            to_send = (await documents.prepare_document(ctx, doc.id)).to_ocr
             dramatiq.group(ocr_page.message(document_id=str(doc.id), page_no=n) for n in to_send).run()
             assert broker.client.llen(f"{settings.redis_namespace}:{settings.ocr_queue}") == 2
             broker.flush(settings.ocr_queue)

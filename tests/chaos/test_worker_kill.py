@@ -109,7 +109,7 @@ def test_worker_dead_between_barrier_and_aggregation_send_is_recovered_by_the_re
             batch = await upload_batch(ctx, 1, 2)
             (doc_id,) = batch.ids
             # What the dead worker did: split the document, record both pages, close the barrier...
-            assert await documents.prepare_document(ctx, doc_id) == [1, 2]
+            assert (await documents.prepare_document(ctx, doc_id)).to_ocr == [1, 2]
             await documents.process_page(ctx, doc_id, 1)
             outcome = await documents.process_page(ctx, doc_id, 2)
             assert outcome is not None and outcome.closed

@@ -87,7 +87,7 @@ def test_thumbnail_before_the_page_is_rendered_is_404_and_a_redelivery_rewrites_
     async def split() -> None:  # what tasks.ocr_document does before any page is OCR'd
         ctx = await Context.open(pipeline_settings)
         try:
-            assert await prepare_document(ctx, doc_id) == [1, 2]
+            assert (await prepare_document(ctx, doc_id)).to_ocr == [1, 2]
         finally:
             await ctx.aclose()
 

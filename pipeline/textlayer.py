@@ -1,0 +1,466 @@
+"""PDF text layers: which pages already hold their text, and that text as lines with boxes.
+
+Most PDFs people upload are born digital: their text is in the file, exact, and reading it takes
+milliseconds, where OCR takes seconds and may get it wrong. Before a page is rendered, pdfium's
+text page tells us what each page carries, and ``plan_page`` decides where its text comes from:
+
+* ``text_layer``     visible text in fonts with a usable Unicode mapping: read it, never OCR it.
+* ``garbage_layer``  text whose extraction is junk: pdfium flags characters whose font has no
+                     Unicode mapping (glyph ids come out, ``3HQČåQt`` for ``Peněžní``), or the
+                     characters are unusable (private use, U+FFFD, controls) or byte-swapped
+                     (a ToUnicode map in the wrong byte order turns ``Mu`` into ``䴀甀``). OCR it.
+* ``ocr_layer``      most text is invisible (render mode 3, or clip-only 7): a scanner's or an OCR
+                     tool's layer over an image, of unknown quality. OCR it.
+* ``mostly_image``   a little visible text on a page that is mostly image (a scan with a stamped
+                     header): OCR it; ``redo`` keeps the real text and adds OCR lines around it.
+* ``image_only`` / ``no_text``  no text at all: OCR it (``no_text`` may be outlined glyphs).
+
+``ocr_mode`` ``force`` OCRs every page. Lines of a text-layer page are built from pdfium's
+characters (its generated line breaks and spaces, split again at wide gaps so two columns never
+share a line), with boxes in pixels of the page rendered at the document's dpi, as the reader
+sees the page (``/Rotate`` applied), so ``result.json`` has the same shape as for OCR.
+
+Per-character pdfium calls cost ~2 µs each through ctypes, so only what is needed is asked:
+the text in one call, boxes at word edges, render mode and mapping errors on a sample.
+Filled form fields live in widget appearance streams that pdfium's text page does not see until
+the page is flattened (``FPDFPage_Flatten``), which is done in memory only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from pipeline import pdf
+from pipeline.errors import UnreadableDocumentError
+from pipeline.ocr.base import Box, Line, PageResult
+from pipeline.ocr.layout import bounds, reading_order
+from pipeline.thumbnails import THUMBNAIL_MAX_SIDE, thumbnail_png
+
+# Characters sampled per page for render mode and mapping checks (evenly spaced).
+SAMPLE_CHARS = 400
+# Share of sampled characters that makes a layer garbage / invisible.
+GARBAGE_SHARE = 0.3
+INVISIBLE_SHARE = 0.5
+# A page "mostly image": images cover this share of it while visible text boxes cover less than
+# TEXT_COVER_MAX (a scan with a stamped header, not a slide on a background picture).
+IMAGE_COVER_MIN = 0.7
+TEXT_COVER_MAX = 0.03
+# Images covering less than this share of a page do not make a text-less page a scan.
+IMAGE_ONLY_MIN = 0.1
+# A horizontal gap wider than this many line heights splits a line (two columns on one baseline).
+SPLIT_GAP = 2.0
+# Share of an OCR line's box that must lie under a real-text line for ``redo`` to drop it.
+REDO_OVERLAP = 0.5
+# Render modes that draw nothing (PDF 32000 table 106): 3 invisible, 7 add to clipping path only.
+INVISIBLE_MODES = frozenset({pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP})
+# Ligature code points pdfium passes through from ToUnicode maps become their letters (people search
+# for "fi"); NUL, BOM and pdfium's U+FFFE hyphen mark are dropped.
+_CLEAN = str.maketrans(
+    {
+        **{cp: unicodedata.normalize("NFKC", chr(cp)) for cp in range(0xFB00, 0xFB07)},
+        0: None,
+        0xFEFF: None,
+        0xFFFE: None,
+    }
+)
+_WORD = re.compile(r"\S+")
+_CHAR = re.compile(r"\S")
+
+
+class LayerKind(StrEnum):
+    """What a PDF page's text layer is (see the module docstring)."""
+
+    TEXT_LAYER = "text_layer"
+    GARBAGE_LAYER = "garbage_layer"
+    OCR_LAYER = "ocr_layer"
+    MOSTLY_IMAGE = "mostly_image"
+    IMAGE_ONLY = "image_only"
+    NO_TEXT = "no_text"
+
+
+class OcrMode(StrEnum):
+    """Where page text comes from: ``auto`` reads real text layers, ``force`` OCRs everything,
+    ``redo`` is ``auto`` that also keeps real text on pages it OCRs."""
+
+    AUTO = "auto"
+    FORCE = "force"
+    REDO = "redo"
+
+
+class TextSource(StrEnum):
+    """Where a page's text came from, recorded per page in ``result.json``."""
+
+    TEXT_LAYER = "text_layer"
+    OCR = "ocr"
+
+
+@dataclass(frozen=True, slots=True)
+class PageLayer:
+    """What one PDF page's text layer holds: its kind, why, and its visible text as lines."""
+
+    page_no: int
+    kind: LayerKind
+    reason: str
+    width: int  # px at the dpi asked for, as displayed (rotation applied)
+    height: int
+    lines: tuple[Line, ...] = ()  # visible text, not yet in reading order
+    stats: dict[str, float] = field(default_factory=dict)
+    thumbnail: bytes | None = None  # PNG preview, when asked for
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Where one page's text will come from, and why (shown in progress, JSON and dashboard)."""
+
+    source: TextSource
+    reason: str
+    keep_text: bool = False  # ``redo``: merge the page's real text lines into its OCR result
+
+    def as_json(self, kind: LayerKind | None) -> dict[str, Any]:
+        """The ``source`` fields of a page in ``result.json``."""
+        out: dict[str, Any] = {"source": self.source.value, "source_reason": self.reason}
+        if kind is not None:
+            out["layer"] = kind.value
+        return out
+
+
+def plan_page(layer: PageLayer | None, mode: OcrMode) -> Plan:
+    """Decide where a page's text comes from; ``layer`` is None for images (always OCR)."""
+    if layer is None:
+        return Plan(TextSource.OCR, "an image has no text layer")
+    if mode is OcrMode.FORCE:
+        return Plan(TextSource.OCR, "ocr_mode=force")
+    if layer.kind is LayerKind.TEXT_LAYER:
+        return Plan(TextSource.TEXT_LAYER, layer.reason)
+    keep = (
+        mode is OcrMode.REDO
+        and bool(layer.lines)
+        and layer.kind in (LayerKind.OCR_LAYER, LayerKind.MOSTLY_IMAGE)
+    )
+    return Plan(
+        TextSource.OCR, layer.reason + ("; real text kept (ocr_mode=redo)" if keep else ""), keep_text=keep
+    )
+
+
+def layer_result(layer: PageLayer) -> PageResult:
+    """A text-layer page as a PageResult: its lines in reading order, confidence 1."""
+    return PageResult(lines=reading_order(layer.lines), width=layer.width, height=layer.height)
+
+
+def merge_real_text(ocr: PageResult, layer: PageLayer) -> PageResult:
+    """``redo``: the page's real text lines, plus the OCR lines that do not lie under them.
+
+    Only when OCR kept the page as displayed (no quarter turn); boxes are then in the same frame.
+    """
+    if ocr.rotation != 0 or not layer.lines:
+        return ocr
+    real = bounds(layer.lines)
+    kept: list[Line] = []
+    for line, (x0, y0, x1, y1) in zip(ocr.lines, bounds(ocr.lines), strict=True):
+        area = max((x1 - x0) * (y1 - y0), 1e-6)
+        ix = (real[:, 2].clip(max=x1) - real[:, 0].clip(min=x0)).clip(min=0)
+        iy = (real[:, 3].clip(max=y1) - real[:, 1].clip(min=y0)).clip(min=0)
+        if float((ix * iy).sum()) / area < REDO_OVERLAP:
+            kept.append(line)
+    lines = reading_order([*layer.lines, *kept])
+    return PageResult(
+        lines=lines,
+        width=ocr.width,
+        height=ocr.height,
+        rotation=ocr.rotation,
+        skew=ocr.skew,
+        timings=ocr.timings,
+    )
+
+
+def analyze_pdf(
+    path: Path, *, dpi: int, page_numbers: Iterable[int] | None = None, thumbnails: bool = False
+) -> list[PageLayer]:
+    """The text layer of each page (all, or ``page_numbers``), from one opening of the file.
+
+    With ``thumbnails`` each page also gets its PNG preview, rendered straight at thumbnail
+    size (a text-layer page is never rendered at OCR resolution).
+    """
+    with pdf.open_pdf(path) as document:
+        count = len(document)
+        numbers = list(range(1, count + 1)) if page_numbers is None else list(page_numbers)
+        has_forms = pdfium_c.FPDF_GetFormType(document.raw) != pdfium_c.FORMTYPE_NONE
+        if has_forms:
+            document.init_forms()
+        meta = _producer(document)
+        return [
+            _analyze_page(document, n, dpi=dpi, flatten=has_forms, producer=meta, thumbnail=thumbnails)
+            for n in numbers
+        ]
+
+
+def _producer(document: pdfium.PdfDocument) -> str:
+    try:
+        meta = document.get_metadata_dict()
+    except pdfium.PdfiumError:
+        return ""
+    names = [meta.get(k, "").strip() for k in ("Producer", "Creator")]
+    return " / ".join(n for n in names if n)[:120]
+
+
+def _analyze_page(
+    document: pdfium.PdfDocument, page_no: int, *, dpi: int, flatten: bool, producer: str, thumbnail: bool
+) -> PageLayer:
+    try:
+        page = document[page_no - 1]
+    except pdfium.PdfiumError as exc:
+        raise UnreadableDocumentError(
+            f"page {page_no} of the PDF cannot be read ({exc}); re-save the PDF and upload it again",
+            page_no=page_no,
+        ) from exc
+    try:
+        # Field values are drawn by widget annotations; flattening puts them in the content.
+        # pdfium requires the page to be loaded again afterwards.
+        if (
+            flatten
+            and pdfium_c.FPDFPage_GetAnnotCount(page.raw) > 0
+            and page.flatten(flag=pdfium_c.FLAT_NORMALDISPLAY) == pdfium_c.FLATTEN_SUCCESS
+        ):
+            page.close()
+            page = document[page_no - 1]
+        layer = _read_page(page, page_no, dpi=dpi, producer=producer)
+        if thumbnail:
+            layer = dataclasses.replace(layer, thumbnail=_thumbnail(page))
+        return layer
+    finally:
+        page.close()
+
+
+def _thumbnail(page: pdfium.PdfPage) -> bytes:
+    scale = THUMBNAIL_MAX_SIDE / max(page.get_width(), page.get_height(), 1.0)
+    bitmap = page.render(scale=scale, rev_byteorder=True, may_draw_forms=True)
+    try:
+        pixels = np.ascontiguousarray(bitmap.to_numpy(), dtype=np.uint8).copy()
+    finally:
+        bitmap.close()
+    return thumbnail_png(pixels)
+
+
+class _Frame:
+    """PDF user space -> pixels of the page rendered at ``dpi``, as displayed (``/Rotate``)."""
+
+    def __init__(self, page: pdfium.PdfPage, dpi: int) -> None:
+        left, bottom, right, top = page.get_cropbox()
+        self.left, self.top = left, top
+        self.w, self.h = right - left, top - bottom
+        self.rotation = page.get_rotation() % 360
+        self.scale = dpi / pdf.PDF_POINTS_PER_INCH
+        width, height = (self.h, self.w) if self.rotation in (90, 270) else (self.w, self.h)
+        self.size = pdf.pdf_pixel_size(width, height, dpi)
+
+    def rect(self, l: float, b: float, r: float, t: float) -> tuple[float, float, float, float]:
+        """An axis-aligned PDF rectangle as (x0, y0, x1, y1) in displayed pixels."""
+        (ax, ay), (bx, by) = self._point(l, t), self._point(r, b)
+        return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+
+    def _point(self, x: float, y: float) -> tuple[float, float]:
+        u, v = x - self.left, self.top - y  # unrotated, origin top-left, y down
+        if self.rotation == 90:
+            u, v = self.h - v, u
+        elif self.rotation == 180:
+            u, v = self.w - u, self.h - v
+        elif self.rotation == 270:
+            u, v = v, self.w - u
+        return u * self.scale, v * self.scale
+
+
+def _read_page(page: pdfium.PdfPage, page_no: int, *, dpi: int, producer: str) -> PageLayer:
+    frame = _Frame(page, dpi)
+    width, height = frame.size
+    textpage = page.get_textpage()
+    try:
+        count = textpage.count_chars()
+        text = textpage.get_text_range() if count else ""
+        if len(text) != count:  # surrogate pairs: one character per index, the slow way
+            text = "".join(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i) or 0xFFFD) for i in range(count))
+        nonspace = [m.start() for m in _CHAR.finditer(text)]
+        sample = _sample(nonspace)
+        invisible = sum(_is_invisible(textpage, i) for i in sample)
+        unmapped = sum(pdfium_c.FPDFText_HasUnicodeMapError(textpage.raw, i) == 1 for i in sample)
+        lines = (
+            _lines(textpage, text, frame, check_visibility=invisible > 0) if invisible < len(sample) else []
+        )
+    finally:
+        textpage.close()
+    image_cover = _image_cover(page)
+    stats: dict[str, float] = {"chars": float(len(nonspace)), "image_cover": round(image_cover, 3)}
+    if not sample:
+        if image_cover >= IMAGE_ONLY_MIN:
+            return PageLayer(page_no, LayerKind.IMAGE_ONLY, "no text layer: the page is a scanned image", width, height,
+                             stats=stats)  # fmt: skip
+        return PageLayer(page_no, LayerKind.NO_TEXT, "no text layer", width, height, stats=stats)
+    garbage = _garbage_reason([text[i] for i in sample], unmapped)
+    if garbage:
+        return PageLayer(page_no, LayerKind.GARBAGE_LAYER, garbage, width, height, stats=stats)
+    if invisible >= INVISIBLE_SHARE * len(sample):
+        by = f" (made by {producer})" if producer else ""
+        reason = f"invisible text layer over an image{by}: an OCR layer of unknown quality"
+        return PageLayer(page_no, LayerKind.OCR_LAYER, reason, width, height, tuple(lines), stats)
+    text_cover = _text_cover(lines, width, height)
+    stats["text_cover"] = round(text_cover, 4)
+    if image_cover >= IMAGE_COVER_MIN and text_cover < TEXT_COVER_MAX:
+        reason = (
+            f"mostly image ({image_cover:.0%} of the page) with little real text "
+            f"({text_cover:.1%} of the page)"
+        )
+        return PageLayer(page_no, LayerKind.MOSTLY_IMAGE, reason, width, height, tuple(lines), stats)
+    return PageLayer(page_no, LayerKind.TEXT_LAYER, "real text layer", width, height, tuple(lines), stats)
+
+
+def _sample(indices: list[int]) -> list[int]:
+    """Up to SAMPLE_CHARS of ``indices`` (non-space characters), evenly spread over the page."""
+    if len(indices) <= SAMPLE_CHARS:
+        return indices
+    step = len(indices) / SAMPLE_CHARS
+    return [indices[int(k * step)] for k in range(SAMPLE_CHARS)]
+
+
+def _is_invisible(textpage: pdfium.PdfTextPage, index: int) -> bool:
+    obj = pdfium_c.FPDFText_GetTextObject(textpage.raw, index)
+    return bool(obj) and pdfium_c.FPDFTextObj_GetTextRenderMode(obj) in INVISIBLE_MODES
+
+
+def _garbage_reason(chars: Sequence[str], unmapped: int) -> str | None:
+    """Why sampled characters are junk, or None when they look like text."""
+    n = len(chars)
+    if unmapped >= GARBAGE_SHARE * n:
+        return (
+            f"text layer is garbage: {unmapped} of {n} sampled characters have no Unicode mapping in "
+            "their font (extraction gives glyph numbers, not letters)"
+        )
+    unusable = sum(_unusable(ch) for ch in chars)
+    if unusable >= GARBAGE_SHARE * n:
+        return (
+            f"text layer is garbage: {unusable} of {n} sampled characters are private-use, "
+            "replacement or control characters"
+        )
+    # A ToUnicode map written in the wrong byte order: 'M' (U+004D) comes out as U+4D00. Real
+    # text has such code points (U+4E00 一) about once in 256 characters, not in every other.
+    swapped = sum(ord(ch) >= 0x100 and ord(ch) & 0xFF == 0 for ch in chars)
+    if swapped >= GARBAGE_SHARE * n:
+        return (
+            f"text layer is garbage: {swapped} of {n} sampled characters look byte-swapped "
+            "(the font's Unicode map has the wrong byte order)"
+        )
+    return None
+
+
+def _unusable(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        ch == "\ufffd"
+        or 0xE000 <= cp <= 0xF8FF
+        or cp >= 0xF0000
+        or (cp < 0x20 and ch not in "\t\r\n\f")
+        or ch == "\x00"
+    )
+
+
+def _lines(textpage: pdfium.PdfTextPage, text: str, frame: _Frame, *, check_visibility: bool) -> list[Line]:
+    """Visible text as lines: pdfium's line breaks, split again at wide gaps, boxes from word edges."""
+    out: list[Line] = []
+    rect = pdfium_c.FS_RECTF()
+    raw = textpage.raw
+
+    def box(first: int, last: int) -> tuple[float, float, float, float]:
+        pdfium_c.FPDFText_GetLooseCharBox(raw, first, rect)
+        left, right, bottom, top = rect.left, rect.right, rect.bottom, rect.top
+        if last != first:
+            pdfium_c.FPDFText_GetLooseCharBox(raw, last, rect)
+            left, right = min(left, rect.left), max(right, rect.right)
+            bottom, top = min(bottom, rect.bottom), max(top, rect.top)
+        return frame.rect(left, bottom, right, top)
+
+    for start, end in _runs(text):
+        words: list[tuple[str, tuple[float, float, float, float]]] = []
+        for first, last, word in _words(text, start, end):
+            if check_visibility and _is_invisible(textpage, first):
+                continue
+            words.append((word, box(first, last)))
+        if not words:
+            continue
+        height = max(b[3] - b[1] for _, b in words)
+        current = [words[0]]
+        for entry in words[1:]:
+            gap = entry[1][0] - current[-1][1][2]
+            if gap > SPLIT_GAP * height or gap < -height:  # a column gutter, or back to a new line
+                out.append(_line(current))
+                current = []
+            current.append(entry)
+        out.append(_line(current))
+    return out
+
+
+def _runs(text: str) -> Iterable[tuple[int, int]]:
+    """(start, end) index ranges of pdfium's lines (it ends each with generated CR LF)."""
+    start = 0
+    for i, ch in enumerate(text):
+        if ch in "\r\n\u2029":
+            if i > start:
+                yield start, i
+            start = i + 1
+    if start < len(text):
+        yield start, len(text)
+
+
+def _words(text: str, start: int, end: int) -> Iterable[tuple[int, int, str]]:
+    """(first index, last index whose box counts, text) of each word in ``text[start:end]``.
+
+    pdfium marks a hyphen that breaks a word at a line end with U+FFFE and joins the halves
+    (``com\ufffepile``); like pdftotext we keep the joined word, boxed on its first line.
+    """
+    for match in _WORD.finditer(text, start, end):
+        i, j = match.span()
+        word = match.group()
+        cut = word.find("\ufffe")
+        last = j - 1 if cut < 0 else max(i, i + cut - 1)
+        cleaned = word.translate(_CLEAN)
+        if cleaned:
+            yield i, last, cleaned
+
+
+def _line(words: Sequence[tuple[str, tuple[float, float, float, float]]]) -> Line:
+    x0 = min(w[1][0] for w in words)
+    y0 = min(w[1][1] for w in words)
+    x1 = max(w[1][2] for w in words)
+    y1 = max(w[1][3] for w in words)
+    box: Box = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+    return Line(text=" ".join(w[0] for w in words), confidence=1.0, box=box)
+
+
+def _text_cover(lines: Sequence[Line], width: int, height: int) -> float:
+    if not lines or width <= 0 or height <= 0:
+        return 0.0
+    rects = bounds(lines)
+    area = float(((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])).sum())
+    return float(min(1.0, area / (width * height)))
+
+
+def _image_cover(page: pdfium.PdfPage) -> float:
+    """Share of the page's area under images (their bounding boxes, clipped to the page, summed)."""
+    left, bottom, right, top = page.get_cropbox()
+    area = max((right - left) * (top - bottom), 1e-6)
+    covered = 0.0
+    for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=4):
+        l, b, r, t = obj.get_bounds()
+        w = min(r, right) - max(l, left)
+        h = min(t, top) - max(b, bottom)
+        if w > 0 and h > 0:
+            covered += w * h
+    return float(min(1.0, covered / area))
