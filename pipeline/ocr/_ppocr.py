@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -23,22 +24,29 @@ Quads = npt.NDArray[np.float32]  # shape (n, 4, 2): TL, TR, BR, BL corners per t
 DET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255.0
 DET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255.0
 DET_STRIDE = 32  # px: the DB network downsamples by 32, inputs must be multiples of it
-DET_BIN_THRESH = 0.3  # probability above which a map pixel is text
-DET_BOX_THRESH = 0.6  # mean probability a candidate box needs to be kept
-DET_UNCLIP_RATIO = 1.5  # how far DB's shrunk text kernels are grown back
 DET_MIN_SIDE = 3  # px on the probability map: smaller candidates are noise
 DET_MAX_CANDIDATES = 3000  # contours per page considered
 DET_TILE_ROWS = 384  # px (detector input): rows computed per strip; a multiple of DET_STRIDE
 DET_TILE_MARGIN = 96  # px of context above and below a strip; a multiple of DET_STRIDE
 
-REC_HEIGHT = 48  # px: PP-OCRv5 recogniser input height
+REC_HEIGHT = 48  # px: recogniser input height when the model does not fix it (PP-OCRv5/v6 do: 48)
 REC_MIN_WIDTH = 320  # px: narrower batches are padded, as in training
-# Columns (px at REC_HEIGHT) per recognition batch. The output is (batch, width/8, 18385) float32,
-# so 4096 columns cost ~38 MB: batches are bounded by width, not by count, to bound peak memory.
+# Columns (px at the model's input height) per recognition batch. The output is (batch, width/8,
+# classes) float32: 4096 columns of an 18,710-class model cost ~38 MB. Batches are bounded by
+# width, not by count, to bound peak memory.
 REC_BATCH_COLUMNS = 4096
 REC_MAX_BATCH = 16
 
 CLS_SHAPE = (48, 192)  # px (height, width): text line orientation classifier input
+
+
+@dataclass(frozen=True, slots=True)
+class DetParams:
+    """DB post-processing thresholds: each detector is trained (and published) with its own."""
+
+    bin_thresh: float = 0.3  # probability above which a map pixel is text
+    box_thresh: float = 0.6  # mean probability a candidate box needs to be kept
+    unclip_ratio: float = 1.5  # how far DB's shrunk text kernels are grown back
 
 
 _sessions: dict[tuple[Path, int, bool], ort.InferenceSession] = {}
@@ -77,7 +85,9 @@ def make_session(path: Path, *, threads: int, use_gpu: bool) -> ort.InferenceSes
     return ort.InferenceSession(str(path), sess_options=options, providers=providers)
 
 
-def detect(session: ort.InferenceSession, image: np.ndarray, *, limit_side: int) -> Quads:
+def detect(
+    session: ort.InferenceSession, image: np.ndarray, *, limit_side: int, params: DetParams = DetParams()
+) -> Quads:
     """Text line quadrilaterals in ``image`` coordinates, from a DB detector."""
     height, width = image.shape[:2]
     scale = min(1.0, limit_side / max(height, width))
@@ -85,7 +95,7 @@ def detect(session: ort.InferenceSession, image: np.ndarray, *, limit_side: int)
     in_w = max(DET_STRIDE, round(width * scale / DET_STRIDE) * DET_STRIDE)
     resized = cv2.resize(image, (in_w, in_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     prob = _probability_map(session, resized)
-    quads = _boxes_from_map(prob)
+    quads = _boxes_from_map(prob, params)
     if len(quads) == 0:
         return quads
     quads[:, :, 0] = np.clip(quads[:, :, 0] * (width / in_w), 0, width - 1)
@@ -122,8 +132,8 @@ def _probability_map(session: ort.InferenceSession, resized: np.ndarray) -> np.n
     return prob
 
 
-def _boxes_from_map(prob: np.ndarray) -> Quads:
-    bitmap = (prob > DET_BIN_THRESH).astype(np.uint8)
+def _boxes_from_map(prob: np.ndarray, params: DetParams) -> Quads:
+    bitmap = (prob > params.bin_thresh).astype(np.uint8)
     contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     quads: list[np.ndarray] = []
     map_h, map_w = prob.shape
@@ -134,10 +144,10 @@ def _boxes_from_map(prob: np.ndarray) -> Quads:
         x, y, bw, bh = cv2.boundingRect(contour)
         mask = np.zeros((bh, bw), dtype=np.uint8)
         cv2.fillPoly(mask, [contour.reshape(-1, 2) - (x, y)], 1)
-        if cv2.mean(prob[y : y + bh, x : x + bw], mask)[0] < DET_BOX_THRESH:
+        if cv2.mean(prob[y : y + bh, x : x + bw], mask)[0] < params.box_thresh:
             continue
         # Unclip: grow the rectangle by area * ratio / perimeter on every side, as DB does.
-        grow = w * h * DET_UNCLIP_RATIO / (2 * (w + h))
+        grow = w * h * params.unclip_ratio / (2 * (w + h))
         w, h = w + 2 * grow, h + 2 * grow
         if min(w, h) < DET_MIN_SIDE + 2:
             continue
@@ -179,11 +189,11 @@ def crop_line(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
     return crop
 
 
-def _rec_input(crop: np.ndarray, width: int) -> np.ndarray:
+def _rec_input(crop: np.ndarray, height: int, width: int) -> np.ndarray:
     h, w = crop.shape[:2]
-    resized_w = min(width, math.ceil(REC_HEIGHT * w / h))
-    resized = cv2.resize(crop, (resized_w, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
-    out = np.zeros((3, REC_HEIGHT, width), dtype=np.float32)
+    resized_w = min(width, math.ceil(height * w / h))
+    resized = cv2.resize(crop, (resized_w, height), interpolation=cv2.INTER_LINEAR)
+    out = np.zeros((3, height, width), dtype=np.float32)
     out[:, :, :resized_w] = resized.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
     return out
 
@@ -204,24 +214,32 @@ def _batches(widths: Sequence[int]) -> list[list[int]]:
     return batches
 
 
+def input_height(session: ort.InferenceSession) -> int:
+    """The recogniser's input height from its graph (NCHW, H fixed at export), else REC_HEIGHT."""
+    shape = session.get_inputs()[0].shape
+    return shape[2] if len(shape) == 4 and isinstance(shape[2], int) and shape[2] > 0 else REC_HEIGHT
+
+
 def recognize(
     session: ort.InferenceSession,
     crops: Sequence[np.ndarray],
     charset: Sequence[str],
     *,
     allowed: npt.NDArray[np.int64] | None = None,
+    height: int = REC_HEIGHT,
 ) -> list[tuple[str, float]]:
     """(text, confidence) per crop, by CTC greedy decoding in width-bounded batches.
 
     ``allowed`` (class indices, blank included) restricts decoding to a language's characters:
     the model's best guess among them replaces look-alikes from other scripts (``，`` for ``,``).
+    ``height`` is the model's input height (``input_height``); crops keep their aspect ratio.
     """
-    widths = [max(1, math.ceil(REC_HEIGHT * c.shape[1] / c.shape[0])) for c in crops]
+    widths = [max(1, math.ceil(height * c.shape[1] / c.shape[0])) for c in crops]
     results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
     name = session.get_inputs()[0].name
     for batch in _batches(widths):
         width = max(REC_MIN_WIDTH, max(widths[i] for i in batch))
-        blob = np.stack([_rec_input(crops[i], width) for i in batch])
+        blob = np.stack([_rec_input(crops[i], height, width) for i in batch])
         probs = session.run(None, {name: blob})[0]
         if allowed is not None:
             probs = probs[:, :, allowed]
@@ -259,5 +277,25 @@ def classify_180(session: ort.InferenceSession, crops: Sequence[np.ndarray]) -> 
 
 def load_charset(path: Path) -> list[str]:
     """The recogniser's classes: CTC blank, the dictionary lines, then space."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    return _classes(path.read_text(encoding="utf-8"))
+
+
+def metadata_charset(session: ort.InferenceSession) -> list[str] | None:
+    """The classes from the model's own ``character`` metadata (RapidOCR's exports), or None."""
+    text = session.get_modelmeta().custom_metadata_map.get("character")
+    return _classes(text) if text else None
+
+
+def _classes(text: str) -> list[str]:
+    # One character per line. Not str.splitlines(): it would also split at \v, \f, \x1c-\x1e,
+    # \x85, U+2028/2029, which a dictionary may list as characters; \r\n files are common.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
     return ["", *lines, " "]
+
+
+def output_classes(session: ort.InferenceSession) -> int | None:
+    """Classes per time step of a CTC recogniser (its output's last dimension), when fixed."""
+    shape = session.get_outputs()[0].shape
+    return shape[-1] if shape and isinstance(shape[-1], int) else None

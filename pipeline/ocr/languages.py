@@ -6,6 +6,7 @@ maps them onto its own models (Tesseract traineddata names are kept here too).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import NamedTuple
 
 from pipeline.errors import EngineUnavailableError
@@ -69,6 +70,27 @@ def latin_alphabet(languages: tuple[Language, ...]) -> str | None:
         return None
     ascii_printable = "".join(chr(c) for c in range(0x20, 0x7F))
     return ascii_printable + SYMBOLS + "".join(LETTERS.get(language.code, "") for language in languages)
+
+
+def _count(charset: Collection[str], first: str, last: str) -> int:
+    return sum(1 for ch in charset if first <= ch <= last)
+
+
+# What a recogniser's character list must hold to read a script. Counts, not single letters: a
+# Chinese list carries a handful of kana or hangul symbols that read no Japanese or Korean text.
+SCRIPT_TESTS: dict[str, Callable[[Collection[str]], bool]] = {
+    "latin": lambda cs: all(ch in cs for ch in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+    "han": lambda cs: _count(cs, "\u4e00", "\u9fff") >= 3000,  # CJK unified ideographs
+    # Hiragana and katakana (~170 letters) next to the ideographs Japanese also writes.
+    "japanese": lambda cs: _count(cs, "\u3041", "\u30ff") >= 150 and _count(cs, "\u4e00", "\u9fff") >= 2000,
+    "hangul": lambda cs: _count(cs, "\uac00", "\ud7a3") >= 2000,  # precomposed syllables
+}
+
+
+def scripts_read(charset: Collection[str]) -> frozenset[str]:
+    """The scripts (``Language.script``) a recogniser with these output characters can read."""
+    chars = charset if isinstance(charset, (set, frozenset)) else set(charset)
+    return frozenset(script for script, test in SCRIPT_TESTS.items() if test(chars))
 
 
 def resolve_all(names: tuple[str, ...]) -> tuple[Language, ...]:

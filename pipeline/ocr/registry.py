@@ -31,7 +31,7 @@ ENGINES: dict[str, EngineFactory] = {
     "paddle": paddle.PaddleEngine.from_settings,
 }
 
-_CacheKey = tuple[str, tuple[str, ...], int, bool, Path | None, Path | None, Path | None]
+_CacheKey = tuple[str, str, tuple[str, ...], int, bool, Path | None, Path | None, Path | None]
 _cache: dict[_CacheKey, OcrEngine] = {}
 _lock = threading.Lock()
 
@@ -54,6 +54,7 @@ def get_engine(settings: Settings, languages: tuple[str, ...]) -> OcrEngine:
     codes = tuple(language.code for language in resolve_all(languages))
     key: _CacheKey = (
         name,
+        settings.ocr_profile,  # the onnx engine's models; other engines ignore it
         codes,
         settings.ocr_threads,
         settings.use_gpu,
@@ -69,7 +70,7 @@ def get_engine(settings: Settings, languages: tuple[str, ...]) -> OcrEngine:
         if engine is None:
             engine = factory(settings, codes)
             _cache[key] = engine
-            log.info("ocr.engine_loaded", engine=name, languages=list(codes))
+            log.info("ocr.engine_loaded", engine=name, profile=settings.ocr_profile, languages=list(codes))
         return engine
 
 

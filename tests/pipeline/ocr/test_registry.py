@@ -78,3 +78,14 @@ def test_onnx_missing_model_file_says_how_to_fix(tmp_path: Path) -> None:
 
     with pytest.raises(EngineUnavailableError, match="missing"):
         OnnxEngine(languages=("en",), model_dir=tmp_path)
+
+
+def test_each_onnx_profile_is_its_own_engine(onnx_engine: OcrEngine) -> None:
+    fast = get_engine(ExplicitSettings(ocr_engine="onnx", ocr_threads=2, ocr_profile="fast"), ("en",))
+    assert fast is not onnx_engine
+    assert get_engine(ExplicitSettings(ocr_engine="onnx", ocr_threads=2, ocr_profile="fast"), ("en",)) is fast
+
+
+def test_unknown_onnx_profile_names_the_choices() -> None:
+    with pytest.raises(EngineUnavailableError, match="unknown OCR profile 'turbo'.*accurate, fast, cascade, v5"):
+        get_engine(ExplicitSettings(ocr_engine="onnx", ocr_profile="turbo"), ("en",))
