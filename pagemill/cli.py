@@ -76,7 +76,12 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 async def _ocr_files(
-    settings: Settings, files: list[Path], langs: tuple[str, ...], *, anki: Path | None = None
+    settings: Settings,
+    files: list[Path],
+    langs: tuple[str, ...],
+    *,
+    ocr_mode: str | None = None,
+    anki: Path | None = None,
 ) -> dict[Path, object]:
     from actors.ocr import ocr_document
     from pipeline import documents
@@ -86,11 +91,14 @@ async def _ocr_files(
     outcomes: dict[Path, object] = {}
     try:
         submitted = []
+        options: dict[str, object] = {"postprocess": ["flashcards"]} if anki else {}
+        if ocr_mode is not None:
+            options["ocr_mode"] = ocr_mode
         for path in files:
             try:
                 doc = await documents.ingest_upload(
                     ctx, _file_chunks(path), filename=path.name, lang_hints=list(langs),
-                    options={"postprocess": ["flashcards"]} if anki else None,
+                    options=options or None,
                 )  # fmt: skip
             except PagemillError as exc:
                 outcomes[path] = exc
@@ -153,11 +161,22 @@ def main() -> None:
 @click.option("--lang", "langs", multiple=True, help="Language hint (repeatable), before PADDLEOCR_LANG.")
 @click.option("--threads", default=2, show_default=True, help="Worker threads for the in-process worker.")
 @click.option(
+    "--ocr-mode", type=click.Choice(["auto", "force", "redo"]), default=None,
+    help="auto: read PDF text layers, OCR the rest; force: OCR every page; redo: replace OCR layers "
+    "[default: PAGEMILL_OCR_MODE, auto].",
+)  # fmt: skip
+@click.option(
     "--anki", type=click.Path(dir_okay=False, path_type=Path),
     help="Also make flashcards with the LLM (OPENAI_*) and write them to this Anki .apkg (one FILE).",
 )  # fmt: skip
 def ocr(
-    files: tuple[Path, ...], out_dir: Path | None, fmt: str, langs: tuple[str, ...], threads: int, anki: Path | None
+    files: tuple[Path, ...],
+    out_dir: Path | None,
+    fmt: str,
+    langs: tuple[str, ...],
+    threads: int,
+    ocr_mode: str | None,
+    anki: Path | None,
 ) -> None:
     """OCR FILES (PDF, PNG, JPEG, TIFF, WebP) and print or write their text."""
     settings = Settings()
@@ -170,7 +189,7 @@ def ocr(
                 "OPENAI_BASE_URL at an OpenAI-compatible server and set OPENAI_API_KEY to any value it accepts"
             )
     with _runtime(settings, worker=True, threads=threads, llm=anki is not None) as live:
-        outcomes = asyncio.run(_ocr_files(live, list(files), langs, anki=anki))
+        outcomes = asyncio.run(_ocr_files(live, list(files), langs, ocr_mode=ocr_mode, anki=anki))
     failed = anki is not None and anki in outcomes  # the deck could not be made (reason printed)
     for path in files:
         outcome = outcomes.get(path)

@@ -7,6 +7,7 @@ document status is decided: all pages done -> completed, none -> error, else par
 
 from __future__ import annotations
 
+import collections
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,9 @@ def aggregate_document(document: Document, pages: list[Page]) -> DocumentResult:
                 "width": body.get("width"),
                 "height": body.get("height"),
                 "lines": body.get("lines", []),
+                # text_layer (read from the PDF) or ocr, and why (pipeline.textlayer.Plan)
+                "source": body.get("source"),
+                "source_reason": body.get("source_reason"),
                 "error": page.error,
                 "duration_ms": page.duration_ms,
                 "attempts": page.attempts,
@@ -107,6 +111,7 @@ def aggregate_document(document: Document, pages: list[Page]) -> DocumentResult:
         "engine": document.engine,
         "page_count": len(pages),
         "pages_done": len(pages) - len(failed),
+        "pages_by_source": dict(collections.Counter(p["source"] for p in page_json if p["source"])),
         "failed_pages": failed,
         "mean_confidence": round(statistics.fmean(confidences), 4) if confidences else 0.0,
         "characters": len(text) - text.count(PAGE_SEPARATOR),

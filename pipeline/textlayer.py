@@ -137,10 +137,10 @@ class Plan:
 
 def plan_page(layer: PageLayer | None, mode: OcrMode) -> Plan:
     """Decide where a page's text comes from; ``layer`` is None for images (always OCR)."""
-    if layer is None:
-        return Plan(TextSource.OCR, "an image has no text layer")
     if mode is OcrMode.FORCE:
         return Plan(TextSource.OCR, "ocr_mode=force")
+    if layer is None:
+        return Plan(TextSource.OCR, "an image has no text layer")
     if layer.kind is LayerKind.TEXT_LAYER:
         return Plan(TextSource.TEXT_LAYER, layer.reason)
     keep = (

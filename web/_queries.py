@@ -22,6 +22,8 @@ class PageState:
     page_no: int
     status: PageStatus
     error: str | None
+    source: str | None  # "text_layer" or "ocr" once the page is done (pipeline.textlayer)
+    source_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +50,13 @@ async def page_states(
 ) -> list[PageState]:
     """Every page's state (or only finished pages), in page order."""
     rows = await pool.fetch(
-        "SELECT page_no, status, error FROM pages WHERE document_id = $1 "
+        "SELECT page_no, status, error, result->>'source' AS source, result->>'source_reason' AS reason "
+        "FROM pages WHERE document_id = $1 "
         "AND (NOT $2 OR status IN ('done', 'failed', 'skipped')) ORDER BY page_no",
         document_id,
         final_only,
     )
-    return [PageState(r["page_no"], PageStatus(r["status"]), r["error"]) for r in rows]
+    return [PageState(r["page_no"], PageStatus(r["status"]), r["error"], r["source"], r["reason"]) for r in rows]
 
 
 async def document_tick(pool: asyncpg.Pool, document_id: uuid.UUID) -> DocumentTick | None:

@@ -196,7 +196,8 @@ async def get_progress(request: Request) -> Response:
     tags: [documents]
     parameters: [{name: document_id, in: path, required: true, schema: {type: string, format: uuid}}]
     responses:
-      "200": {description: "{status, progress_percentage, metadata, real_time_progress, chunk_details}"}
+      "200": {description: "{status, progress_percentage, metadata, real_time_progress, chunk_details}; each
+        chunk (page) says its status, error, and source: text_layer (read from the PDF) or ocr, with why"}
       "404": {description: "unknown or malformed id"}
     """
     state = app_state(request)
@@ -231,7 +232,13 @@ async def get_progress(request: Request) -> Response:
                 "overall_progress": percentage,
             },
             "chunk_details": {
-                str(p.page_no): {"status": CHUNK_STATES[p.status], "error": p.error} for p in pages
+                str(p.page_no): {
+                    "status": CHUNK_STATES[p.status],
+                    "error": p.error,
+                    "source": p.source,
+                    "source_reason": p.source_reason,
+                }
+                for p in pages
             },
             "error_message": doc.error,
         }

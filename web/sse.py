@@ -61,6 +61,7 @@ async def _events(state: AppState, doc_id: uuid.UUID) -> AsyncIterator[str]:
                     "page_no": page.page_no,
                     "status": page.status.value,
                     "error": page.error,
+                    "source": page.source,
                     "pages_finished": len(seen),
                     "page_count": tick.page_count,
                 }

@@ -27,6 +27,7 @@ from pipeline import callbacks, documents, pdf
 from pipeline.errors import BadInputError, LimitExceededError, PagemillError
 from pipeline.jobs import Document, DocumentStatus
 from pipeline.settings import Settings
+from pipeline.textlayer import OcrMode
 from web._multipart import Event, Field, FileEnd, FileStart, boundary_of, read_parts
 from web._state import AppState, app_state, links, try_enqueue
 from web.errors import BadRequestError, UnsupportedMediaTypeError
@@ -46,7 +47,7 @@ MAX_FILENAME_CHARS = 255
 QUEUE_DELAYED_MESSAGE = "stored; the queue did not answer, so the reaper will send it shortly"
 _LANG = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # Form fields the upload reads (besides the file part); any other is refused.
-UPLOAD_FIELDS = ("lang_hints", "dpi", "min_confidence", "postprocess", "callback_url")
+UPLOAD_FIELDS = ("lang_hints", "dpi", "min_confidence", "postprocess", "callback_url", "ocr_mode")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,16 @@ class UploadOptions:
     min_confidence: float | None = None
     postprocess: tuple[str, ...] = ()
     callback_url: str | None = None
+    ocr_mode: OcrMode | None = None  # None: PAGEMILL_OCR_MODE
+
+    def document_options(self) -> dict[str, object] | None:
+        """What the document row keeps in ``options`` (read by the OCR and LLM steps)."""
+        options: dict[str, object] = {}
+        if self.postprocess:
+            options["postprocess"] = list(self.postprocess)
+        if self.ocr_mode is not None:
+            options["ocr_mode"] = self.ocr_mode.value
+        return options or None
 
 
 def _listed(values: list[str]) -> list[str]:
@@ -114,8 +125,15 @@ def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
             callback = callbacks.validate_callback_url(callback)
         except BadInputError as exc:
             raise BadRequestError(exc.reason) from None
+    mode = _single(fields, "ocr_mode")
+    try:
+        mode_value = None if mode is None else OcrMode(mode.lower())
+    except ValueError:
+        raise BadRequestError(
+            f"ocr_mode: {mode[:40]!r} is not one of {', '.join(m.value for m in OcrMode)}"  # type: ignore[index]
+        ) from None
     return UploadOptions(
-        tuple(dict.fromkeys(hints)), dpi_value, conf_value, tuple(dict.fromkeys(steps)), callback
+        tuple(dict.fromkeys(hints)), dpi_value, conf_value, tuple(dict.fromkeys(steps)), callback, mode_value
     )
 
 
@@ -236,7 +254,7 @@ async def _store(state: AppState, request: Request) -> Document:
                 doc = await documents.ingest_upload(
                     state.ctx, chunks, filename=_filename(start), lang_hints=options.lang_hints,
                     min_confidence=options.min_confidence, dpi=options.dpi,
-                    options={"postprocess": list(options.postprocess)} if options.postprocess else None,
+                    options=options.document_options(),
                 )  # fmt: skip
         await _check_readable(state, doc, tmp)
         if options.callback_url:
@@ -265,6 +283,10 @@ async def upload(request: Request) -> Response:
               min_confidence: {type: number, minimum: 0, maximum: 1}
               postprocess: {type: string, description: "summary, flashcards, quiz, diagnostics"}
               callback_url: {type: string, description: "http(s) URL that gets the final status once, signed"}
+              ocr_mode:
+                type: string
+                enum: [auto, force, redo]
+                description: "auto: read text layers, OCR the rest; force: OCR every page; redo: replace invisible OCR layers"
               file: {type: string, format: binary, description: "must be the last part"}
     responses:
       "202": {description: "accepted: {id, status, links}"}

@@ -104,3 +104,28 @@ def test_two_clis_at_once_share_the_data_dir_without_harm(tmp_path: Path) -> Non
         check=False, env=_embedded_env(data_dir), capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
+
+
+def test_ocr_mode_option_decides_whether_a_text_layer_is_read(tmp_path: Path) -> None:
+    import json
+
+    from tests import born_digital
+
+    digital = born_digital.sample_pages()[:1]
+    path = tmp_path / "letter.pdf"
+    path.write_bytes(born_digital.pdf_bytes(digital))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "pagemill.cli", "ocr", str(path), "--ocr-mode", "force", "--format", "json",
+         "--out", str(out)],
+        check=False, env=_embedded_env(tmp_path / "data"), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (page,) = json.loads((out / "letter.json").read_text())["pages"]
+    assert page["source"] == "ocr" and page["source_reason"] == "ocr_mode=force"
+    assert pages.cer(page["text"], "\n".join(digital[0].lines)) < 0.05
+    bad = subprocess.run(
+        [sys.executable, "-m", "pagemill.cli", "ocr", str(path), "--ocr-mode", "sometimes"],
+        check=False, env=_embedded_env(tmp_path / "data"), capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "auto" in bad.stderr and "force" in bad.stderr

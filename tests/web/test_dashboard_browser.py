@@ -97,6 +97,10 @@ def _page_states(driver: WebDriver) -> list[str]:
     return [li.get_attribute("data-status") for li in driver.find_elements(By.CSS_SELECTOR, "#pages li.page")]
 
 
+def _page_sources(driver: WebDriver) -> list[str]:
+    return [el.text for el in driver.find_elements(By.CSS_SELECTOR, "#pages li.page .source")]
+
+
 def _upload_through_form(driver: WebDriver, path: Path, lang: str) -> str:
     """Fill in and send the upload form; returns the new document's id (the page opens it)."""
     driver.find_element(By.ID, "upload-file").send_keys(str(path))
@@ -161,6 +165,8 @@ def test_upload_through_the_page_and_follow_it_to_the_text(
     assert browser.find_element(By.ID, "detail-title").text == "field-notes.pdf"
     widths = _thumbnail_widths(browser)
     assert all(0 < w <= 200 for w in widths), widths
+    # Each page says where its text came from (these pages are images: OCR).
+    _wait(browser, "each page's text source", lambda d: _page_sources(d) == ["OCR", "OCR"])
     # The list row followed the document live: completed, both pages counted.
     _wait(browser, "the list row to show completion", lambda d: "completed" in _row_texts(d).get(doc_id, ""))
     row = _row_texts(browser)[doc_id]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 from dramatiq import Worker
 
-from tests import pages
+from tests import born_digital, pages
 from tests.web.helpers import read_events
 
 # Character error rate allowed per synthetic page (clean 150-dpi text).
@@ -46,9 +46,10 @@ def test_upload_events_then_text(api: httpx.Client, start_worker: Callable[..., 
     status = api.get(links["status"]).json()
     assert status["status"] == "completed" and status["progress_percentage"] == 100.0
     progress = api.get(links["progress"]).json()
+    scanned = {"source": "ocr", "source_reason": "no text layer: the page is a scanned image"}
     assert progress["chunk_details"] == {
-        "1": {"status": "completed", "error": None},
-        "2": {"status": "completed", "error": None},
+        "1": {"status": "completed", "error": None, **scanned},
+        "2": {"status": "completed", "error": None, **scanned},
     }
     assert progress["real_time_progress"]["completed_chunks"] == 2
     assert "pagemill_page_duration_seconds_gcount 2.0" in api.get("/metrics").text
@@ -62,6 +63,26 @@ def test_upload_events_then_text(api: httpx.Client, start_worker: Callable[..., 
     assert [name for name, _ in events] == ["page", "page", "end"], events
     assert events[-1][1]["status"] == "completed"
     assert api.get(links["text"]).text.split("\f") == got
+
+
+def test_born_digital_pages_say_they_were_read_from_the_text_layer(
+    api: httpx.Client, start_worker: Callable[..., Worker]
+) -> None:
+    digital = born_digital.sample_pages()[:2]
+    start_worker()
+    response = api.post("/api/documents", files={"file": ("report.pdf", born_digital.pdf_bytes(digital))})
+    assert response.status_code == 202, response.text
+    links = response.json()["links"]
+    events = read_events(api, links["events"])
+    assert [(name, data.get("source")) for name, data in events] == [
+        ("page", "text_layer"),
+        ("page", "text_layer"),
+        ("end", None),
+    ]
+    progress = api.get(links["progress"]).json()
+    assert {c["source"] for c in progress["chunk_details"].values()} == {"text_layer"}
+    assert progress["metadata"]["engine"] == "text_layer"
+    assert api.get(links["text"]).text.split("\f")[0] == "\n".join(digital[0].lines)
 
 
 def test_events_of_a_cancelled_document_end_at_once(api: httpx.Client) -> None:

@@ -61,6 +61,7 @@ def test_upload_stores_the_file_and_answers_202_with_links(
             "dpi": "200",
             "min_confidence": "0.6",
             "postprocess": ["summary", "quiz"],
+            "ocr_mode": "Force",
         },
         files={"file": ("C:\\scans\\two.pdf", data, "application/pdf")},
     )
@@ -86,7 +87,7 @@ def test_upload_stores_the_file_and_answers_202_with_links(
         "lang_hints": ("en", "french"),
         "dpi": 200,
         "min_confidence": pytest.approx(0.6),
-        "options": {"postprocess": ["summary", "quiz"]},
+        "options": {"postprocess": ["summary", "quiz"], "ocr_mode": "force"},
         "filename": "two.pdf",
         "size_bytes": len(data),
     }
@@ -107,6 +108,7 @@ def test_seed_upload_path_is_an_alias(api: httpx.Client) -> None:
         ({"min_confidence": "nan"}, "min_confidence"),
         ({"postprocess": "summary,translate"}, "translate"),
         ({"lang_hints": "en;drop table"}, "lang_hints"),
+        ({"ocr_mode": "sometimes"}, "auto, force, redo"),
     ],
 )
 def test_bad_field_is_400(api: httpx.Client, fields: dict[str, str], mentions: str) -> None:

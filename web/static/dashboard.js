@@ -243,7 +243,7 @@ function onEvent(id, event) {
       if (doc.status === "queued" || doc.status === "extracting") doc.status = "processing_chunks";
       updateDocument(doc);
     }
-    setPageState(id, page.page_no, page.status, page.error);
+    setPageState(id, page.page_no, page.status, page.error, page.source);
     return false;
   }
   if (event.name === "end") {
@@ -294,19 +294,23 @@ function renderDetailHeader(doc) {
 function pageCard(id, pageNo) {
   const thumb = el("div", { className: "thumb" }, "not rendered yet");
   const badge = el("span", { className: "status" });
+  // Where the page's text came from: the PDF's own text layer, or OCR (set once the page is done).
+  const source = el("span", { className: "source" });
   const error = el("p", { className: "page-error" });
   error.hidden = true;
   const node = el(
     "li",
     { className: "page", "data-page": String(pageNo) },
     thumb,
-    el("div", { className: "caption" }, el("span", {}, `Page ${pageNo}`), badge),
+    el("div", { className: "caption" }, el("span", {}, `Page ${pageNo}`), badge, source),
     error,
   );
-  return { node, thumb, badge, error, status: null };
+  return { node, thumb, badge, source, error, status: null };
 }
 
-function setPageState(id, pageNo, status, error) {
+const SOURCE_LABELS = { text_layer: "text layer", ocr: "OCR" };
+
+function setPageState(id, pageNo, status, error, source, reason) {
   const sel = state.selected;
   if (!sel || sel.id !== id) return;
   let card = sel.pages.get(pageNo);
@@ -319,6 +323,11 @@ function setPageState(id, pageNo, status, error) {
   if (PAGE_FINAL.has(card.status) && !PAGE_FINAL.has(status)) return;
   card.node.dataset.status = status;
   statusBadge(card.badge, status);
+  if (source) {
+    card.source.textContent = SOURCE_LABELS[source] || source;
+    card.source.dataset.source = source;
+    if (reason) card.source.title = reason;
+  }
   show(card.error, error);
   if (status === "done" && card.status !== "done") loadThumbnail(id, pageNo, card);
   card.status = status;
@@ -347,7 +356,7 @@ async function loadPages(doc) {
   for (let n = 1; n <= count; n += 1) {
     const chunk = progress.chunk_details[String(n)];
     const status = chunk ? CHUNK_TO_PAGE[chunk.status] || chunk.status : "pending";
-    setPageState(doc.id, n, status, chunk && chunk.error);
+    setPageState(doc.id, n, status, chunk && chunk.error, chunk && chunk.source, chunk && chunk.source_reason);
   }
 }
 
