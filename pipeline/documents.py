@@ -34,7 +34,7 @@ from pipeline.errors import (
     NotFoundError,
     UnsupportedTypeError,
 )
-from pipeline.jobs import Document, DocumentStatus, PageOutcome, PageStatus, parse_id
+from pipeline.jobs import Document, DocumentStatus, DonePage, PageOutcome, PageStatus, parse_id
 from pipeline.ocr import PageResult, get_engine, recognize_page
 from pipeline.storage import fetch_cached
 from pipeline.textlayer import OcrMode, PageLayer, Plan, TextSource
@@ -50,6 +50,8 @@ parse_document_id = parse_id
 SNIFF_BYTES = 1024
 # The engine name recorded for a document whose every page was read from its text layer.
 TEXT_LAYER_ENGINE = "text_layer"
+# Thumbnails of text-layer pages stored at once (S3 PUTs or local file writes in flight).
+THUMBNAIL_WRITES = 16
 # Documents still able to take page work.
 ACTIVE_STATES = (DocumentStatus.QUEUED, DocumentStatus.EXTRACTING, DocumentStatus.PROCESSING_CHUNKS)
 
@@ -269,18 +271,44 @@ async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf:
 
 
 async def record_text_pages(ctx: Context, document_id: uuid.UUID, split: Split) -> bool:
-    """Record the split's text-layer pages through the barrier; True when that closed it."""
-    closed = False
-    for layer in split.text_pages:
-        started = time.perf_counter()
-        if not await ctx.store.claim_page(document_id, layer.page_no):
-            continue  # already recorded (a redelivered split message)
-        outcome = await _record_page(
-            ctx, document_id, layer.page_no, textlayer.layer_result(layer), split.plans[layer.page_no], layer,
-            thumbnail=layer.thumbnail, started=started,
-        )  # fmt: skip
-        closed = closed or outcome.closed
-    return closed
+    """Record the split's text-layer pages through the barrier; True when that closed it.
+
+    One transaction for all of them (``JobStore.finish_pages_done``): a 300-page born-digital
+    PDF costs one commit, not 300. Thumbnails are stored first, so a page seen ``done`` has one.
+    """
+    if not split.text_pages:
+        return False
+
+    def results() -> list[DonePage]:  # reading order is CPU work: off the event loop
+        done = []
+        for layer in split.text_pages:
+            started = time.perf_counter()
+            result = textlayer.layer_result(layer)
+            body = page_to_json(result) | split.plans[layer.page_no].as_json(layer.kind)
+            ms = layer.stats.get("ms", 0.0) + (time.perf_counter() - started) * 1000
+            done.append(DonePage(layer.page_no, result.text, result.mean_confidence, body, round(ms)))
+        return done
+
+    pages = await asyncio.to_thread(results)
+    limit = asyncio.Semaphore(THUMBNAIL_WRITES)
+
+    async def store(layer: PageLayer) -> None:
+        async with limit:
+            await ctx.storage.put_bytes(thumbnail_key(document_id, layer.page_no), layer.thumbnail or b"")
+
+    await asyncio.gather(*(store(layer) for layer in split.text_pages if layer.thumbnail))
+    outcome = await ctx.store.finish_pages_done(document_id, pages)
+    log.info(
+        "pages.done",
+        document_id=str(document_id),
+        source=TextSource.TEXT_LAYER.value,
+        pages=len(pages),
+        counted=outcome.counted,
+        characters=sum(len(p.text) for p in pages),
+        pages_finished=outcome.pages_finished,
+        page_count=outcome.page_count,
+    )
+    return outcome.closed
 
 
 async def _record_page(

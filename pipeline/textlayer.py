@@ -28,10 +28,13 @@ the page is flattened (``FPDFPage_Flatten``), which is done in memory only.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import itertools
 import re
+import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -234,9 +237,11 @@ def _analyze_page(
         ):
             page.close()
             page = document[page_no - 1]
+        started = time.perf_counter()
         layer = _read_page(page, page_no, dpi=dpi, producer=producer)
         if thumbnail:
             layer = dataclasses.replace(layer, thumbnail=_thumbnail(page))
+        layer.stats["ms"] = round((time.perf_counter() - started) * 1000, 2)
         return layer
     finally:
         page.close()
@@ -387,7 +392,24 @@ def _lines(textpage: pdfium.PdfTextPage, text: str, frame: _Frame, *, check_visi
             bottom, top = min(bottom, rect.bottom), max(top, rect.top)
         return frame.rect(left, bottom, right, top)
 
+    left, top, right, bottom = (ctypes.c_double() for _ in range(4))
+
+    def segments(start: int, end: int) -> list[tuple[float, float, float, float]]:
+        # pdfium's rectangles for a text range: one per text object it crosses, in text order.
+        found = []
+        for i in range(pdfium_c.FPDFText_CountRects(raw, start, end - start)):
+            pdfium_c.FPDFText_GetRect(raw, i, left, top, right, bottom)
+            found.append(frame.rect(left.value, bottom.value, right.value, top.value))
+        return found
+
     for start, end in _runs(text):
+        if not check_visibility:
+            # Fast path, most lines: no gap between pdfium's segments wide enough to be a gutter,
+            # so the run is one line boxed by its segments and end characters (no box per word).
+            fast = _whole_line(text, start, end, segments(start, end), box)
+            if fast is not None:
+                out.append(fast)
+                continue
         words: list[tuple[str, tuple[float, float, float, float]]] = []
         for first, last, word in _words(text, start, end):
             if check_visibility and _is_invisible(textpage, first):
@@ -405,6 +427,29 @@ def _lines(textpage: pdfium.PdfTextPage, text: str, frame: _Frame, *, check_visi
             current.append(entry)
         out.append(_line(current))
     return out
+
+
+def _whole_line(
+    text: str,
+    start: int,
+    end: int,
+    segments: Sequence[tuple[float, float, float, float]],
+    box: Callable[[int, int], tuple[float, float, float, float]],
+) -> Line | None:
+    """The run as one line when no gap between its segments splits it, else None."""
+    words = list(_words(text, start, end))
+    if not words or not segments:
+        return None
+    first, last = box(words[0][0], words[0][0]), box(words[-1][1], words[-1][1])
+    height = max(first[3] - first[1], last[3] - last[1], *(s[3] - s[1] for s in segments))
+    for a, b in itertools.pairwise(segments):
+        gap = b[0] - a[2]
+        if gap > SPLIT_GAP * height or gap < -height:
+            return None
+    edges = [first, last, *segments]
+    x0, y0 = min(e[0] for e in edges), min(e[1] for e in edges)
+    x1, y1 = max(e[2] for e in edges), max(e[3] for e in edges)
+    return Line(text=" ".join(w[2] for w in words), confidence=1.0, box=((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
 
 
 def _runs(text: str) -> Iterable[tuple[int, int]]:

@@ -34,9 +34,13 @@ def thumbnail_png(image: Image, *, max_side: int = THUMBNAIL_MAX_SIDE) -> bytes:
     """A PNG of ``image`` (an RGB or greyscale page) scaled so its longest side is ``max_side``."""
     page = PILImage.fromarray(image)
     size = thumbnail_size(page.width, page.height, max_side=max_side)
-    # reducing_gap: shrink by whole factors first (fast on a 2000 px page), then resample properly.
-    small = page.convert("RGB").resize(size, PILImage.Resampling.LANCZOS, reducing_gap=3.0)
-    quantized = small.quantize(colors=THUMBNAIL_COLOURS, method=PILImage.Quantize.MEDIANCUT)
+    small = page.convert("RGB")
+    if small.size != size:
+        # reducing_gap: shrink by whole factors first (fast on a 2000 px page), then resample properly.
+        small = small.resize(size, PILImage.Resampling.LANCZOS, reducing_gap=3.0)
+    # Fast octree and no PNG optimize pass: 1 ms instead of 3 per page, within 10 % of the size;
+    # a born-digital page pays this and nothing else to get its preview.
+    quantized = small.quantize(colors=THUMBNAIL_COLOURS, method=PILImage.Quantize.FASTOCTREE)
     out = io.BytesIO()
-    quantized.save(out, format="PNG", optimize=True)
+    quantized.save(out, format="PNG")
     return out.getvalue()

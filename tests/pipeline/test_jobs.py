@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import migrations
 from pipeline.errors import NotFoundError
-from pipeline.jobs import DocumentStatus, JobStore, PageStatus, parse_id
+from pipeline.jobs import DocumentStatus, DonePage, JobStore, PageStatus, parse_id
 
 
 def run(coro):  # type: ignore[no-untyped-def]
@@ -56,6 +56,28 @@ def test_duplicate_page_result_is_not_counted_twice(database_url: str, db_schema
         assert (await store.get_document(doc_id)).pages_finished == 1
         last = await store.finish_page(doc_id, 2, PageStatus.FAILED, error="bad page")
         assert last.closed
+        await store.aclose()
+
+    run(scenario())
+
+
+def test_pages_done_in_bulk_count_once_and_share_the_barrier(database_url: str, db_schema: str) -> None:
+    async def scenario() -> None:
+        store = await _store(database_url, db_schema)
+        doc_id = await _document_with_pages(store, 3)
+        pages = [
+            DonePage(n, f"page {n}", 1.0, {"source": "text_layer", "lines": []}, 4) for n in (1, 3)
+        ]
+        bulk = await store.finish_pages_done(doc_id, pages)
+        assert bulk.counted and not bulk.closed and bulk.pages_finished == 2
+        again = await store.finish_pages_done(doc_id, pages)  # a redelivered split message
+        assert not again.counted and again.pages_finished == 2
+        page = await store.get_page(doc_id, 3)
+        assert page.status is PageStatus.DONE and page.text == "page 3" and page.attempts == 1
+        assert page.result == {"source": "text_layer", "lines": []}
+        last = await store.finish_page(doc_id, 2, PageStatus.DONE, text="scanned")
+        assert last.closed  # the OCRed page closes the barrier the text pages share
+        assert (await store.get_document(doc_id)).status is DocumentStatus.AGGREGATING
         await store.aclose()
 
     run(scenario())
