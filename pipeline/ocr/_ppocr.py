@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -214,6 +215,13 @@ def _batches(widths: Sequence[int]) -> list[list[int]]:
     return batches
 
 
+class Reading(NamedTuple):
+    """One line as a recogniser read it."""
+
+    text: str
+    confidence: float  # mean probability of the emitted characters; 0.0 for an empty line
+
+
 def input_height(session: ort.InferenceSession) -> int:
     """The recogniser's input height from its graph (NCHW, H fixed at export), else REC_HEIGHT."""
     shape = session.get_inputs()[0].shape
@@ -227,15 +235,15 @@ def recognize(
     *,
     allowed: npt.NDArray[np.int64] | None = None,
     height: int = REC_HEIGHT,
-) -> list[tuple[str, float]]:
-    """(text, confidence) per crop, by CTC greedy decoding in width-bounded batches.
+) -> list[Reading]:
+    """A reading per crop, by CTC greedy decoding in width-bounded batches.
 
     ``allowed`` (class indices, blank included) restricts decoding to a language's characters:
     the model's best guess among them replaces look-alikes from other scripts (``，`` for ``,``).
     ``height`` is the model's input height (``input_height``); crops keep their aspect ratio.
     """
     widths = [max(1, math.ceil(height * c.shape[1] / c.shape[0])) for c in crops]
-    results: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+    results: list[Reading] = [Reading("", 0.0)] * len(crops)
     name = session.get_inputs()[0].name
     for batch in _batches(widths):
         width = max(REC_MIN_WIDTH, max(widths[i] for i in batch))
@@ -253,12 +261,12 @@ def recognize(
     return results
 
 
-def _ctc_decode(best: np.ndarray, best_p: np.ndarray, charset: Sequence[str]) -> tuple[str, float]:
+def _ctc_decode(best: np.ndarray, best_p: np.ndarray, charset: Sequence[str]) -> Reading:
     keep = best != 0  # 0 is the CTC blank
     keep[1:] &= best[1:] != best[:-1]  # collapse repeats
     chars = [charset[i] for i in best[keep]]
     conf = float(best_p[keep].mean()) if keep.any() else 0.0
-    return "".join(chars), conf
+    return Reading("".join(chars), conf)
 
 
 def classify_180(session: ort.InferenceSession, crops: Sequence[np.ndarray]) -> np.ndarray:

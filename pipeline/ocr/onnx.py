@@ -48,9 +48,9 @@ class Profile:
 
     ``rec_dict`` None means the recogniser's characters are in its ONNX metadata. A profile with
     ``recheck_rec`` is a cascade: every line is read by ``rec`` first, and only the lines it
-    reads with confidence below ``recheck_below`` are read again by ``recheck_rec``; the reading
-    with the higher confidence is kept. The fast reader does the bulk, the accurate one the
-    hard lines (diacritics, small print, table cells), at a fraction of its cost per page.
+    reads with a mean character confidence below ``recheck_below`` are read again by
+    ``recheck_rec``, whose reading then replaces the first. The fast reader does the bulk, the
+    accurate one the hard lines (diacritics, worn type, small print), at a fraction of its cost.
     """
 
     det: str
@@ -77,9 +77,14 @@ PROFILES: dict[str, Profile] = {
     # letter (v5's lacks î ï œ ÿ and reads ä ö ü ß as a o u B); v5 det keeps magazine columns
     # apart where v6 small det merges lines across the gutter.
     "accurate": Profile(det=_V5_DET, rec=_V6_SMALL_REC, rec_dict=_V6_SMALL_DICT),
-    # PP-OCRv6 tiny det + rec: 4-5x less CPU per page; weaker on small table print; no kana.
+    # PP-OCRv6 tiny det + rec: ~3.5x less CPU per page than "accurate"; reads l as 1 on worn
+    # typewriter type and drops some î œ û; its dictionary has no kana (no Japanese).
     "fast": Profile(det=_V6_TINY_DET, rec=_V6_TINY_REC, rec_dict=_V6_TINY_DICT, det_params=_V6_DET_PARAMS),
-    # The fast models, then PP-OCRv6 small rec on the lines tiny rec is unsure of.
+    # The fast models, then PP-OCRv6 small rec on the lines tiny rec is unsure of. Tiny rec's
+    # mistakes (l read as 1 on typewriter scans, î ï œ û dropped or doubled) sit in lines it
+    # reads at a mean confidence of 0.93-0.98; below 0.98 re-reads ~45% of the text on the
+    # dense fixtures and matches "accurate"'s CER there (0.95 re-read 2%: no better than
+    # "fast"; 0.99 re-read 77% for no further gain). benchmarks/results/ENGINE_NOTES.md.
     "cascade": Profile(
         det=_V6_TINY_DET,
         rec=_V6_TINY_REC,
@@ -87,7 +92,7 @@ PROFILES: dict[str, Profile] = {
         det_params=_V6_DET_PARAMS,
         recheck_rec=_V6_SMALL_REC,
         recheck_dict=_V6_SMALL_DICT,
-        recheck_below=0.95,
+        recheck_below=0.98,
     ),
     # Before PP-OCRv6 (pagemill <= 0.1): PP-OCRv5 mobile det + rec. For comparison and Japanese
     # documents read as before.
@@ -104,7 +109,7 @@ class _Reader:
         self.height = _ppocr.input_height(session)
         self.allowed = _allowed_classes(charset, latin_alphabet(languages))
 
-    def read(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
+    def read(self, crops: list[np.ndarray]) -> list[_ppocr.Reading]:
         return _ppocr.recognize(self.session, crops, self.charset, allowed=self.allowed, height=self.height)
 
 
@@ -118,7 +123,7 @@ class OnnxEngine:
         *,
         languages: tuple[str, ...],
         model_dir: Path,
-        profile: str | Profile = "accurate",
+        profile: str | Profile = "cascade",
         threads: int = 0,
         use_gpu: bool = False,
         det_model: Path | None = None,
@@ -140,7 +145,10 @@ class OnnxEngine:
             rec_dict = model_dir / chosen.rec_dict if chosen.rec_dict else None
         needed = [det_model, rec_model, cls_model, *([rec_dict] if rec_dict else [])]
         if recheck is not None:
-            needed += [model_dir / recheck, *([model_dir / chosen.recheck_dict] if chosen.recheck_dict else [])]
+            needed += [
+                model_dir / recheck,
+                *([model_dir / chosen.recheck_dict] if chosen.recheck_dict else []),
+            ]
         for path in needed:
             if not path.is_file():
                 raise EngineUnavailableError(
@@ -153,7 +161,9 @@ class OnnxEngine:
         self._recheck: _Reader | None = None
         if recheck is not None:
             recheck_dict = model_dir / chosen.recheck_dict if chosen.recheck_dict else None
-            self._recheck = _reader(model_dir / recheck, recheck_dict, resolved, threads=threads, use_gpu=use_gpu)
+            self._recheck = _reader(
+                model_dir / recheck, recheck_dict, resolved, threads=threads, use_gpu=use_gpu
+            )
         self._recheck_below = chosen.recheck_below
         self._det_params = chosen.det_params
         self._det_limit_side = det_limit_side or chosen.det_limit_side
@@ -196,10 +206,11 @@ class OnnxEngine:
         timings = {"detect": detected - started, "recognize": time.perf_counter() - detected}
         if self._recheck is not None:
             rechecked = time.perf_counter()
-            unsure = [i for i, (text, conf) in enumerate(texts) if conf < self._recheck_below]
+            unsure = [i for i, reading in enumerate(texts) if reading.confidence < self._recheck_below]
+            # The second reader's text replaces the first even when it is less sure: it is the
+            # better reader (keeping the likelier reading measured worse, benchmarks/ENGINE_NOTES.md).
             for i, again in zip(unsure, self._recheck.read([crops[i] for i in unsure]), strict=True):
-                if again[1] > texts[i][1]:
-                    texts[i] = again
+                texts[i] = again
             timings["recheck"] = time.perf_counter() - rechecked
         lines = tuple(
             Line(text=text.strip(), confidence=conf, box=_box(quad))
