@@ -24,24 +24,19 @@ from dramatiq.rate_limits.backends import RedisBackend
 from actors import runtime
 from actors.broker import current_settings, setup_broker
 from actors.notify import notify_if_final
+from actors.postprocess import STEP_ACTORS
+from pipeline.documents import finish_postprocessing
 from pipeline.errors import BadInputError, ConflictError, NotFoundError, PagemillError
 from pipeline.jobs import DocumentStatus, parse_id
 from pipeline.llm.client import LlmClient
 from pipeline.llm.errors import LlmAnswerError, LlmConfigError
-from pipeline.llm.steps import fail_postprocessing, finish_postprocessing, run_product
+from pipeline.llm.steps import fail_postprocessing, run_product
 from pipeline.settings import Settings
 
 broker = setup_broker()
 DEFAULT_QUEUE = current_settings().default_queue
 # Errors that retrying cannot fix.
 PERMANENT = (BadInputError, NotFoundError, ConflictError, LlmConfigError, LlmAnswerError)
-# Upload option name -> actor name.
-STEP_ACTORS = {
-    "summary": "tasks.summarize_document",
-    "flashcards": "tasks.generate_flashcards",
-    "quiz": "tasks.generate_quiz",
-    "diagnostics": "tasks.generate_diagnostics",
-}
 # Time limit of one product (several chunks, retries with Retry-After waits), milliseconds.
 PRODUCT_TIME_LIMIT_MS = 30 * 60 * 1000
 
@@ -145,27 +140,6 @@ async def llm_step_exhausted(message_data: dict[str, Any], retry_info: dict[str,
     kind = message_data["actor_name"]
     await fail_postprocessing(ctx, parse_id(kwargs["document_id"]), f"{kind}: {runtime.last_error(message_data)}")
     await notify_if_final(kwargs["document_id"])
-
-
-async def start_pipeline(document_id: str, steps: list[str], *, finish_as: DocumentStatus) -> bool:
-    """After aggregation left the document ``postprocessing``: send the steps it asked for, in order.
-
-    The last step sets ``finish_as`` (aggregation's status). With no known step, that is done now.
-    """
-    wanted = [s for s in STEP_ACTORS if s in steps]
-    if not wanted:
-        ctx = await runtime.context()
-        await finish_postprocessing(ctx, parse_id(document_id), finish_as)
-        return False
-    messages = [
-        PRODUCT_ACTORS[kind].message_with_options(
-            kwargs={"document_id": document_id, **({"finish_as": finish_as.value} if n == len(wanted) else {})},
-            pipe_ignore=True,
-        )
-        for n, kind in enumerate(wanted, 1)
-    ]
-    await asyncio.to_thread(dramatiq.pipeline(messages).run)
-    return True
 
 
 @dramatiq.actor(actor_name="tasks.echo", queue_name=DEFAULT_QUEUE, max_retries=0)

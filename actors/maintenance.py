@@ -18,6 +18,7 @@ from periodiq import cron
 
 from actors import runtime
 from actors.broker import current_settings, setup_broker
+from actors.postprocess import start_pipeline
 from pipeline.maintenance import purge_expired, reap
 from pipeline.stats import record_day
 
@@ -43,8 +44,6 @@ async def reap_lost_work() -> None:
     for message in messages:
         await asyncio.to_thread(broker.enqueue, message)
     if plan.postprocessing:
-        from actors.llm import start_pipeline
-
         for resume in plan.postprocessing:  # no step left: start_pipeline closes the document now
             await start_pipeline(str(resume.document_id), resume.steps, finish_as=resume.finish_as)
 

@@ -18,6 +18,7 @@ from actors import runtime
 from actors.broker import current_settings, setup_broker
 from actors.celery import document_failed, document_finished, document_revoked
 from actors.notify import notify_if_final
+from actors.postprocess import start_pipeline
 from pipeline import documents
 from pipeline.errors import BadInputError, EngineUnavailableError, NotFoundError, PagemillError
 from pipeline.jobs import DocumentStatus
@@ -214,8 +215,6 @@ async def aggregate_document(document_id: str) -> None:
     if result is not None:
         doc = await ctx.store.get_document(doc_id)
         if doc.status is DocumentStatus.POSTPROCESSING:
-            from actors.llm import start_pipeline  # imported late: actors.llm imports this broker too
-
             await start_pipeline(document_id, documents.postprocess_steps(doc), finish_as=result.status)
     await notify_if_final(document_id)  # also after a redelivery, should the first run have died here
 

@@ -34,7 +34,7 @@ def process_types(settings: Settings, *, host: str, port: int, ocr_processes: in
     py = sys.executable
     types = [
         ProcessType("web", [py, "-m", "uvicorn", "web.app:create_app", "--factory", "--host", host, "--port", str(port)]),
-        ProcessType("ocr", [py, "-m", "dramatiq", "actors.ocr", "actors.llm", "--queues", settings.ocr_queue,
+        ProcessType("ocr", [py, "-m", "dramatiq", "actors.ocr", "--queues", settings.ocr_queue,
                             "--processes", str(ocr_processes), "--threads", "1"]),
         ProcessType("default", [py, "-m", "dramatiq", "actors.llm", "actors.ocr", "actors.maintenance",
                                 "--queues", settings.default_queue,

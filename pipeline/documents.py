@@ -462,6 +462,11 @@ def postprocess_steps(doc: Document) -> list[str]:
     return [str(s) for s in steps] if isinstance(steps, list) else []
 
 
+async def finish_postprocessing(ctx: Context, document_id: uuid.UUID, status: DocumentStatus) -> bool:
+    """Close post-processing with the status aggregation gave (``completed`` or ``partial_error``)."""
+    return await ctx.store.set_status(document_id, status, expect=[DocumentStatus.POSTPROCESSING])
+
+
 async def finish_document(ctx: Context, document_id: uuid.UUID) -> DocumentResult | None:
     """Aggregate an ``aggregating`` document, store its results, set its final status.
 

@@ -53,11 +53,6 @@ async def run_product(ctx: Context, client: LlmClient, document_id: uuid.UUID, k
     return artifact
 
 
-async def finish_postprocessing(ctx: Context, document_id: uuid.UUID, status: DocumentStatus) -> bool:
-    """Close post-processing with the status aggregation gave (``completed`` or ``partial_error``)."""
-    return await ctx.store.set_status(document_id, status, expect=[DocumentStatus.POSTPROCESSING])
-
-
 async def fail_postprocessing(ctx: Context, document_id: uuid.UUID, reason: str) -> bool:
     """End a post-processing document ``partial_error``: its OCR result stands, an artifact is missing.
 

@@ -64,3 +64,17 @@ def test_dramatiq_cli_worker_processes_a_document_and_stops_on_sigterm(
     page_events = [line for line in lines if line.get("event") == "page.done"]
     assert sorted(e["page_no"] for e in page_events) == [1, 2]
     assert all(e["task"] == "tasks.ocr_page" and e["message_id"] and e["document_id"] for e in page_events)
+
+
+def test_ocr_worker_modules_leave_the_llm_client_out(pipeline_settings: Settings) -> None:
+    # The Procfile's OCR worker imports actors.ocr only; it still starts LLM steps (by actor name).
+    probe = "import sys, actors.ocr; print(sorted(m for m in ('openai', 'actors.llm') if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=worker_env(pipeline_settings), cwd=ROOT,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+    procfile = (ROOT / "Procfile").read_text()
+    ocr_line = next(line for line in procfile.splitlines() if line.startswith("ocr:"))
+    assert " actors.ocr " in ocr_line and "actors.llm" not in ocr_line
