@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="ocrmypdf -j")
     parser.add_argument("--ocr-threads", type=int, default=None, help="PAGEMILL_OCR_THREADS (default: unset)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the PDF and outputs in this directory")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON report path")
     args = parser.parse_args()
 
     for tool in ("ocrmypdf", "pagemill"):
@@ -238,9 +239,9 @@ def main() -> None:
         f"{label}: " + ", ".join(f"{k.split('.')[0]} {v:.3f}" for k, v in run["cer_per_scan"].items())
         for label, run in report["runs"].items()
     ))  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, ensure_ascii=False))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    print(f"wrote {args.results}")
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
 
