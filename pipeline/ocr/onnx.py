@@ -221,7 +221,7 @@ class OnnxEngine:
             rechecked = time.perf_counter()
             unsure = [i for i, reading in enumerate(texts) if reading.confidence < self._recheck_below]
             # The second reader's text replaces the first even when it is less sure: it is the
-            # better reader (keeping the likelier reading measured worse, benchmarks/ENGINE_NOTES.md).
+            # better reader (keeping the likelier reading measured worse: benchmarks/results/ENGINE_NOTES.md).
             for i, again in zip(unsure, self._recheck.read([crops[i] for i in unsure]), strict=True):
                 texts[i] = again
             timings["recheck"] = time.perf_counter() - rechecked
