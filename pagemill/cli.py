@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -67,6 +68,13 @@ def _runtime(settings: Settings, *, worker: bool, threads: int, llm: bool = Fals
         finally:
             w.stop(timeout=30_000)
             broker.close()
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -180,6 +188,11 @@ def ocr(
 ) -> None:
     """OCR FILES (PDF, PNG, JPEG, TIFF, WebP) and print or write their text."""
     settings = Settings()
+    if settings.ocr_threads == 0:
+        # Worker threads x onnxruntime threads = the cores: each thread OCRs its own page, and
+        # more OCR threads than cores only makes them wait on each other (measured on 2 cores,
+        # 12 dense pages: 2.46 -> 2.25 CPU s/page with 1 onnxruntime thread per worker thread).
+        settings = settings.model_copy(update={"ocr_threads": max(1, _cores() // max(1, threads))})
     if anki is not None:
         if len(files) != 1:
             raise click.UsageError(f"--anki writes one deck: give one FILE, not {len(files)}")
