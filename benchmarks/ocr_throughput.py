@@ -168,7 +168,8 @@ def run_pagemill(pdf_bytes: bytes, warm_bytes: bytes, pages: int, processes: int
     broker = setup_broker(settings)
     import actors.ocr  # noqa: F401
 
-    cmd = [sys.executable, "-m", "dramatiq", "actors.ocr", "actors.llm", "--queues", settings.ocr_queue,
+    # As the Procfile's ocr process: actors.ocr only (OCR workers do not import actors.llm).
+    cmd = [sys.executable, "-m", "dramatiq", "actors.ocr", "--queues", settings.ocr_queue,
            "--processes", str(processes), "--threads", str(threads)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_worker_env(settings, threads), start_new_session=True)
     try:

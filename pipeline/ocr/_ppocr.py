@@ -33,9 +33,11 @@ DET_TILE_MARGIN = 96  # px of context above and below a strip; a multiple of DET
 REC_HEIGHT = 48  # px: recogniser input height when the model does not fix it (PP-OCRv5/v6 do: 48)
 REC_MIN_WIDTH = 320  # px: narrower batches are padded, as in training
 # Columns (px at the model's input height) per recognition batch. The output is (batch, width/8,
-# classes) float32: 4096 columns of an 18,710-class model cost ~38 MB. Batches are bounded by
-# width, not by count, to bound peak memory.
-REC_BATCH_COLUMNS = 4096
+# classes) float32: 2048 columns of an 18,710-class model cost ~19 MB, and PP-OCRv6 small's
+# activations several times that. Batches are bounded by width, not by count, to bound peak
+# memory: at 4096 columns a worker peaked at 450-550 MB on the typewriter + UNLV pages, at 2048
+# at 410-450 MB, for no more CPU (smaller batches pad less).
+REC_BATCH_COLUMNS = 2048
 REC_MAX_BATCH = 16
 
 CLS_SHAPE = (48, 192)  # px (height, width): text line orientation classifier input
