@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # when several OCR processes share a machine (processes x threads = cores).
     ocr_threads: int = Field(0, ge=0, validation_alias=_env("PAGEMILL_OCR_THREADS"))
     # Which models the onnx engine runs (pipeline.ocr.onnx PROFILES): speed against accuracy.
-    ocr_profile: str = Field("accurate", pattern=r"^[a-z][a-z0-9_-]{0,31}$", validation_alias=_env("PAGEMILL_OCR_PROFILE"))
+    ocr_profile: str = Field("cascade", pattern=r"^[a-z][a-z0-9_-]{0,31}$", validation_alias=_env("PAGEMILL_OCR_PROFILE"))
     # Per page text source for PDFs: auto = read a real text layer, OCR the rest; force = OCR every
     # page; redo = like auto, and on pages mixing real text with scanned areas keep the real text and
     # OCR only the rest (pipeline.textlayer). Upload field / Celery kwarg ``ocr_mode`` override it.
