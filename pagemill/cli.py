@@ -51,8 +51,10 @@ def _runtime(settings: Settings, *, worker: bool, threads: int, llm: bool = Fals
         from actors.broker import setup_broker
 
         broker = setup_broker(live)
-        import actors.llm
-        import actors.ocr  # noqa: F401
+        import actors.ocr
+
+        if llm:  # the LLM actors (and the openai package: ~1.3 s of imports) only when asked for
+            import actors.llm  # noqa: F401
 
         if not worker:
             yield live
@@ -61,7 +63,8 @@ def _runtime(settings: Settings, *, worker: bool, threads: int, llm: bool = Fals
 
         # The default queue too when LLM steps were asked for (they run there).
         queues = {live.ocr_queue} | ({live.default_queue} if llm else set())
-        w = Worker(broker, worker_threads=threads, queues=queues)
+        # worker_timeout: how long an idle consumer waits on Redis per poll, ms; stop() waits for it.
+        w = Worker(broker, worker_threads=threads, queues=queues, worker_timeout=100)
         w.start()
         try:
             yield live
@@ -378,7 +381,7 @@ def dlq() -> None:
 
 @contextlib.contextmanager
 def _dlq_broker() -> Iterator[RedisBroker]:
-    with _runtime(Settings(), worker=False, threads=0):
+    with _runtime(Settings(), worker=False, threads=0, llm=True):  # every actor declared, as before
         from actors.broker import setup_broker
 
         yield setup_broker()
