@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +41,6 @@ from pipeline.settings import Settings
 log = structlog.get_logger(__name__)
 
 DET_LIMIT_SIDE = 1280  # px: longest page side fed to the detector (memory and time grow with its square)
-ORIENT_LIMIT_SIDE = 960  # px: the orientation pass only needs line shapes, not every small word
 ORIENT_LINES = 12  # longest lines shown to the 0/180° classifier
 
 
@@ -99,6 +100,28 @@ PROFILES: dict[str, Profile] = {
     # documents read as before.
     "v5": Profile(det=_V5_DET, rec="ppocrv5/rec/rec.onnx", rec_dict="ppocrv5/ppocrv5_dict.txt"),
 }
+
+
+class _Detected:
+    """The lines the orientation pass found, per thread, for ``recognize`` on that same image.
+
+    Held by a weak reference to the image: only the very array orientation looked at (the
+    page needed no turn and no deskew, so ``upright`` returned it unchanged) reuses them.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def keep(self, image: Image, quads: _ppocr.Quads) -> None:
+        self._local.entry = (weakref.ref(image), quads)
+
+    def take(self, image: Image) -> _ppocr.Quads | None:
+        entry = getattr(self._local, "entry", None)
+        self._local.entry = None
+        if entry is None or entry[0]() is not image:
+            return None
+        quads: _ppocr.Quads = entry[1]
+        return quads
 
 
 class _Reader:
@@ -168,6 +191,7 @@ class OnnxEngine:
         self._recheck_below = chosen.recheck_below
         self._det_params = chosen.det_params
         self._det_limit_side = det_limit_side or chosen.det_limit_side
+        self._detected = _Detected()
         # What the engine reads follows from the first reader's characters (a cascade's second
         # reader only re-reads lines the first one found). When only a cascade's second reader
         # knows a script (PP-OCRv6 small has kana, tiny has none), it reads every line alone:
@@ -212,7 +236,9 @@ class OnnxEngine:
         """Detect lines, recognise them in width-bounded batches (re-read unsure ones in a cascade)."""
         started = time.perf_counter()
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        quads = _ppocr.detect(self._det, bgr, limit_side=self._det_limit_side, params=self._det_params)
+        quads = self._detected.take(image)
+        if quads is None:
+            quads = _ppocr.detect(self._det, bgr, limit_side=self._det_limit_side, params=self._det_params)
         detected = time.perf_counter()
         crops = [_ppocr.crop_line(bgr, quad) for quad in quads]
         texts = self._reader.read(crops)
@@ -234,10 +260,15 @@ class OnnxEngine:
         return PageResult(lines=lines, width=width, height=height, timings=timings)
 
     def detect_orientation(self, image: Image) -> Orientation:
-        """Sideways from line box shapes, upside down from the line classifier, skew from box angles."""
+        """Sideways from line box shapes, upside down from the line classifier, skew from box angles.
+
+        Lines are detected as ``recognize`` detects them, and kept: a page found upright and
+        straight (most pages) is then recognised as it is, without detecting its lines twice.
+        """
         height, width = image.shape[:2]
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        quads = _ppocr.detect(self._det, bgr, limit_side=ORIENT_LIMIT_SIDE, params=self._det_params)
+        quads = _ppocr.detect(self._det, bgr, limit_side=self._det_limit_side, params=self._det_params)
+        self._detected.keep(image, quads)
         if len(quads) == 0:
             return Orientation()
         rotation = 90 if is_sideways(quads) else 0
