@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.jobs import Document, DocumentStatus, Page, PageStatus
-from pipeline.ocr.base import PageResult
+from pipeline.ocr.base import Line, PageResult
 
 # Separates pages in the document text, as pdftotext and the OCR ground truth files do.
 PAGE_SEPARATOR = "\f"
@@ -40,15 +40,22 @@ def page_to_json(result: PageResult) -> dict[str, Any]:
         "skew": round(result.skew, 3),
         "mean_confidence": round(result.mean_confidence, 4),
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
-        "lines": [
-            {
-                "text": line.text,
-                "confidence": round(line.confidence, 4),
-                "box": [[round(x, 1), round(y, 1)] for x, y in line.box],
-            }
-            for line in result.lines
-        ],
+        "lines": [_line_json(line) for line in result.lines],
     }
+
+
+def _line_json(line: Line) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "text": line.text,
+        "confidence": round(line.confidence, 4),
+        "box": [[round(x, 1), round(y, 1)] for x, y in line.box],
+    }
+    if line.words:
+        out["words"] = [
+            {"text": w.text, "confidence": round(w.confidence, 4), "box": [round(v, 1) for v in w.box]}
+            for w in line.words
+        ]
+    return out
 
 
 def _final_status(pages: list[Page]) -> DocumentStatus:

@@ -227,6 +227,12 @@ class Reading(NamedTuple):
 
     text: str
     confidence: float  # mean probability of the emitted characters; 0.0 for an empty line
+    # Per character of ``text``: where along the crop it was read, as (start, end) fractions of
+    # the crop's width (CTC time steps: each covers a fixed number of input columns), and its
+    # probability. Word boxes are made from them.
+    spans: tuple[tuple[float, float], ...] = ()
+    char_confidences: tuple[float, ...] = ()
+    step: float = 0.0  # one time step as a fraction of the crop's width
 
 
 def input_height(session: ort.InferenceSession) -> int:
@@ -260,20 +266,28 @@ def recognize(
             probs = probs[:, :, allowed]
         best = probs.argmax(axis=2)
         best_p = np.take_along_axis(probs, best[:, :, np.newaxis], axis=2)[:, :, 0]
+        steps = probs.shape[1]
         del probs
         if allowed is not None:
             best = allowed[best]
         for row, index in enumerate(batch):
-            results[index] = _ctc_decode(best[row], best_p[row], charset)
+            # Input columns per time step, as a fraction of the columns the crop itself filled.
+            step = (width / steps) / min(width, widths[index])
+            results[index] = _ctc_decode(best[row], best_p[row], charset, step)
     return results
 
 
-def _ctc_decode(best: np.ndarray, best_p: np.ndarray, charset: Sequence[str]) -> Reading:
-    keep = best != 0  # 0 is the CTC blank
-    keep[1:] &= best[1:] != best[:-1]  # collapse repeats
-    chars = [charset[i] for i in best[keep]]
-    conf = float(best_p[keep].mean()) if keep.any() else 0.0
-    return Reading("".join(chars), conf)
+def _ctc_decode(best: np.ndarray, best_p: np.ndarray, charset: Sequence[str], step: float = 0.0) -> Reading:
+    """Greedy CTC: runs of one class collapse to one character, blanks (class 0) are dropped."""
+    starts = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
+    ends = np.r_[starts[1:], len(best)]
+    keep = best[starts] != 0
+    starts, ends = starts[keep], ends[keep]
+    chars = [charset[i] for i in best[starts]]
+    probs = best_p[starts]
+    conf = float(probs.mean()) if len(chars) else 0.0
+    spans = tuple((min(1.0, a * step), min(1.0, b * step)) for a, b in zip(starts.tolist(), ends.tolist(), strict=True))
+    return Reading("".join(chars), conf, spans, tuple(probs.tolist()), step)
 
 
 def classify_180(session: ort.InferenceSession, crops: Sequence[np.ndarray]) -> np.ndarray:

@@ -15,12 +15,22 @@ Box = tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple
 
 
 @dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a line: its text, confidence and axis-aligned box (x0, y0, x1, y1) in page pixels."""
+
+    text: str
+    confidence: float
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
-    """One recognised text line."""
+    """One recognised text line; ``words`` when the engine knows where each word is (else empty)."""
 
     text: str
     confidence: float
     box: Box
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

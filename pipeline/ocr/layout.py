@@ -238,4 +238,6 @@ def _join(a: Line, b: Line, rect: _Rect) -> Line:
     box = ((left, top), (right, top), (right, bottom), (left, bottom))
     weight_a, weight_b = max(len(a.text), 1), max(len(b.text), 1)
     confidence = (a.confidence * weight_a + b.confidence * weight_b) / (weight_a + weight_b)
-    return Line(text=f"{a.text} {b.text}", confidence=confidence, box=box)
+    # Words only when both halves have them: a half without would leave words missing.
+    words = a.words + b.words if a.words and b.words else ()
+    return Line(text=f"{a.text} {b.text}", confidence=confidence, box=box, words=words)

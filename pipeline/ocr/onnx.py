@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import threading
 import time
 import weakref
@@ -33,7 +34,7 @@ import structlog
 
 from pipeline.errors import EngineUnavailableError
 from pipeline.ocr import _ppocr
-from pipeline.ocr.base import Image, Line, PageResult
+from pipeline.ocr.base import Image, Line, PageResult, Word
 from pipeline.ocr.languages import LETTERS, Language, latin_alphabet, resolve_all, scripts_read
 from pipeline.ocr.orientation import Orientation, is_sideways, rotate, rotate_quads, skew_of
 from pipeline.settings import Settings
@@ -42,6 +43,8 @@ log = structlog.get_logger(__name__)
 
 DET_LIMIT_SIDE = 1280  # px: longest page side fed to the detector (memory and time grow with its square)
 ORIENT_LINES = 12  # longest lines shown to the 0/180° classifier
+# Word boxes from CTC: time steps added before a word's first character and after its last.
+WORD_LEAD_STEPS, WORD_TAIL_STEPS = 1.5, 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +255,9 @@ class OnnxEngine:
                 texts[i] = again
             timings["recheck"] = time.perf_counter() - rechecked
         lines = tuple(
-            Line(text=text.strip(), confidence=conf, box=_box(quad))
-            for quad, (text, conf) in zip(quads, texts, strict=True)
-            if text.strip()
+            Line(text=reading.text.strip(), confidence=reading.confidence, box=_box(quad), words=_words(reading, quad))
+            for quad, reading in zip(quads, texts, strict=True)
+            if reading.text.strip()
         )
         height, width = image.shape[:2]
         return PageResult(lines=lines, width=width, height=height, timings=timings)
@@ -347,6 +350,42 @@ def _dict_in(directory: Path | None) -> Path | None:
         return None
     found = sorted(directory.glob("*dict*.txt"))
     return found[0] if found else None
+
+
+def _words(reading: _ppocr.Reading, quad: np.ndarray) -> tuple[Word, ...]:
+    """The line's words, each boxed where the recogniser read its characters along the line.
+
+    A character's span is a fraction of the crop's width, and the crop is the line's quad
+    straightened: a fraction f is the point f of the way along the quad's top and bottom edges.
+    Vertical lines (read turned) and readings without spans give no words.
+    """
+    width = max(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[3]))
+    height = max(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1]))
+    if len(reading.spans) != len(reading.text) or height >= 1.5 * width:
+        return ()
+    top_left, top_right, bottom_right, bottom_left = (np.asarray(p, dtype=np.float64) for p in quad)
+    matches = list(re.finditer(r"\S+", reading.text))
+    edges = [(reading.spans[m.start()][0], reading.spans[m.end() - 1][1]) for m in matches]
+    words: list[Word] = []
+    for n, match in enumerate(matches):
+        first, last = match.start(), match.end() - 1
+        # CTC fires a little into a character: a word's first letter starts about 1.5 steps
+        # before its spike, its last letter ends about half a step after. Never past a neighbour.
+        low = edges[n - 1][1] if n else 0.0
+        high = edges[n + 1][0] if n + 1 < len(edges) else 1.0
+        f0 = max(low, edges[n][0] - WORD_LEAD_STEPS * reading.step)
+        f1 = min(high, edges[n][1] + WORD_TAIL_STEPS * reading.step)
+        corners = np.array([
+            top_left + f0 * (top_right - top_left),
+            top_left + f1 * (top_right - top_left),
+            bottom_left + f0 * (bottom_right - bottom_left),
+            bottom_left + f1 * (bottom_right - bottom_left),
+        ])  # fmt: skip
+        x0, y0 = corners.min(axis=0)
+        x1, y1 = corners.max(axis=0)
+        confidence = float(np.mean(reading.char_confidences[first : last + 1]))
+        words.append(Word(match.group(), confidence, (float(x0), float(y0), float(x1), float(y1))))
+    return tuple(words)
 
 
 def _box(

@@ -163,3 +163,23 @@ def test_redo_keeps_real_text_and_adds_ocr_lines_elsewhere() -> None:
     # A page OCR had to turn is left as OCR read it: the real text's boxes are in another frame.
     turned = PageResult(lines=ocr.lines, width=1400, height=1000, rotation=90)
     assert textlayer.merge_real_text(turned, layer) is turned
+
+
+def test_words_are_boxed_from_the_character_boxes_when_asked(tmp_path: Path) -> None:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    page = born_digital.sample_pages()[0]  # Helvetica, from the left margin
+    path = tmp_path / "letter.pdf"
+    path.write_bytes(born_digital.pdf_bytes([page]))
+    (plain,) = textlayer.analyze_pdf(path, dpi=DPI)
+    assert all(line.words == () for line in plain.lines)  # not asked: no cost
+    (layer,) = textlayer.analyze_pdf(path, dpi=DPI, words=True)
+    scale = DPI / 72
+    for line, text in zip(textlayer.layer_result(layer).lines, page.lines, strict=True):
+        assert [w.text for w in line.words] == text.split()
+        for word, match in zip(line.words, re.finditer(r"\S+", text), strict=True):
+            left = born_digital.MARGIN + stringWidth(text[: match.start()], "Helvetica", born_digital.SIZE)
+            right = left + stringWidth(match.group(), "Helvetica", born_digital.SIZE)
+            assert word.box[0] == pytest.approx(left * scale, abs=2)
+            assert word.box[2] == pytest.approx(right * scale, abs=2)
+            assert line.box[0][1] - 0.5 <= word.box[1] < word.box[3] <= line.box[2][1] + 0.5

@@ -10,6 +10,7 @@ read 0.021, 0.043 and 0.146 on the last three.
 from __future__ import annotations
 
 import shutil
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -187,3 +188,36 @@ def test_cascade_reads_japanese_with_its_second_reader_alone() -> None:
     )
     assert isinstance(engine, OnnxEngine)
     assert engine._recheck is None and "の" in engine._reader.charset
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def test_words_are_boxed_where_they_are_printed(onnx_engine: OcrEngine) -> None:
+    from PIL import ImageDraw
+
+    from tests import pages
+
+    image = pages.text_page(pages.PARAGRAPH_A)
+    # Where each word was drawn: its ink box, from the same font at the same origin.
+    draw, font = ImageDraw.Draw(image), pages._font()
+    printed = []
+    for i, line in enumerate(pages.PARAGRAPH_A):
+        x, y = pages.MARGIN, pages.MARGIN + i * pages.LINE_STEP
+        for match in re.finditer(r"\S+", line):
+            left = x + draw.textlength(line[: match.start()], font=font)
+            printed.append((match.group(), draw.textbbox((left, y), match.group(), font=font)))
+    result = recognize_page(onnx_engine, np.asarray(image.convert("RGB")), min_confidence=MIN_CONFIDENCE)
+    words = [w for line in result.lines for w in line.words]
+    assert [w.text for w in words] == [t for line in result.lines for t in line.text.split()]
+    assert len(words) == len(printed)
+    overlaps = [_iou(w.box, box) for w, (_text, box) in zip(words, printed, strict=True)]
+    # Measured: mean IoU 0.69, lowest 0.47 (the ink box is tighter than the detected line is tall);
+    # a searchable PDF wants >= 0.5 on 90 % of the words.
+    assert sum(o >= 0.5 for o in overlaps) >= 0.9 * len(overlaps), overlaps
+    assert all(0 <= w.confidence <= 1 for w in words)
