@@ -8,7 +8,7 @@ import time
 
 from pipeline.errors import EngineUnavailableError
 from pipeline.ocr import _tesseract_exec
-from pipeline.ocr.base import Image, Line, PageResult
+from pipeline.ocr.base import Image, Line, PageResult, Word
 from pipeline.ocr.languages import resolve_all
 from pipeline.ocr.orientation import Orientation
 from pipeline.settings import Settings
@@ -86,6 +86,13 @@ def parse_tsv(text: str) -> tuple[Line, ...]:
                     (float(x1), float(y1)),
                     (float(x0), float(y1)),
                 ),
+                words=tuple(_word(w, conf) for w, conf in zip(words, confs, strict=True)),
             )
         )
     return tuple(lines)
+
+
+def _word(row: dict[str, str], confidence: float) -> Word:
+    left, top = float(row["left"]), float(row["top"])
+    box = (left, top, left + float(row["width"]), top + float(row["height"]))
+    return Word(row["text"].strip(), confidence, box)

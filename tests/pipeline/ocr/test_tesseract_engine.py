@@ -32,6 +32,11 @@ def test_tsv_words_become_lines_with_boxes_and_unit_confidence() -> None:
     assert first.confidence == pytest.approx(0.9375)
     assert first.box == ((36.0, 92.0), (128.0, 92.0), (128.0, 116.0), (36.0, 116.0))
     assert second.text == "Next" and second.confidence == pytest.approx(0.5)
+    # Tesseract places each word itself: kept as the line's words.
+    assert [(w.text, w.box, w.confidence) for w in first.words] == [
+        ("This", (36.0, 92.0, 96.0, 116.0), pytest.approx(0.965)),
+        ("is", (108.0, 92.0, 128.0, 116.0), pytest.approx(0.91)),
+    ]
 
 
 @pytest.mark.parametrize(
