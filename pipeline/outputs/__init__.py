@@ -1,0 +1,1 @@
+"""Document outputs besides text and JSON: hOCR, ALTO, Markdown."""
