@@ -494,9 +494,23 @@ def _words(text: str, start: int, end: int) -> Iterable[tuple[int, int, str]]:
         word = match.group()
         cut = word.find("\ufffe")
         last = j - 1 if cut < 0 else max(i, i + cut - 1)
-        cleaned = word.translate(_CLEAN)
+        cleaned = (_line_end_hyphens(word) if cut >= 0 else word).translate(_CLEAN)
         if cleaned:
             yield i, last, cleaned
+
+
+def _line_end_hyphens(word: str) -> str:
+    """pdfium's line-end hyphen marks (U+FFFE) dropped, except before a capital or a digit.
+
+    There the hyphen is part of the word (Franco-German, COVID-19), not a break pdfium saw.
+    """
+    out = []
+    for i, ch in enumerate(word):
+        if ch != "\ufffe":
+            out.append(ch)
+        elif i + 1 < len(word) and (word[i + 1].isupper() or word[i + 1].isdigit()):
+            out.append("-")
+    return "".join(out)
 
 
 def _line(words: Sequence[tuple[str, tuple[float, float, float, float]]], *, with_words: bool = False) -> Line:

@@ -55,7 +55,9 @@ def test_real_pdfs_pages_get_their_kind_and_source(stem: str) -> None:
     assert [layer.kind for layer in layers] == _expected(stem)
     for layer in layers:
         plan = textlayer.plan_page(layer, OcrMode.AUTO)
-        assert plan.source is (TextSource.TEXT_LAYER if layer.kind is LayerKind.TEXT_LAYER else TextSource.OCR)
+        assert plan.source is (
+            TextSource.TEXT_LAYER if layer.kind is LayerKind.TEXT_LAYER else TextSource.OCR
+        )
         assert plan.reason  # said in the page's result and progress
 
 
@@ -154,7 +156,10 @@ def test_redo_keeps_real_text_and_adds_ocr_lines_elsewhere() -> None:
     real = line("Invoice 2026-117", 100, 100, 600, 140)
     layer = textlayer.PageLayer(1, LayerKind.OCR_LAYER, "invisible", 1000, 1400, lines=(real,))
     ocr = PageResult(
-        lines=(line("lnvoice 2026-l17", 102, 98, 598, 142, 0.8), line("Total due: 40 EUR", 100, 300, 500, 340, 0.9)),
+        lines=(
+            line("lnvoice 2026-l17", 102, 98, 598, 142, 0.8),
+            line("Total due: 40 EUR", 100, 300, 500, 340, 0.9),
+        ),
         width=1000,
         height=1400,
     )
@@ -183,3 +188,19 @@ def test_words_are_boxed_from_the_character_boxes_when_asked(tmp_path: Path) -> 
             assert word.box[0] == pytest.approx(left * scale, abs=2)
             assert word.box[2] == pytest.approx(right * scale, abs=2)
             assert line.box[0][1] - 0.5 <= word.box[1] < word.box[3] <= line.box[2][1] + 0.5
+
+
+def test_line_end_hyphens_join_words_but_stay_before_capitals(tmp_path: Path) -> None:
+    path = tmp_path / "hyphens.pdf"
+    path.write_bytes(
+        born_digital.pdf_bytes(
+            [born_digital.single("Helvetica", ["The Franco-", "German treaty was docu-", "mented in 1963."])]
+        )
+    )
+    (layer,) = textlayer.analyze_pdf(path, dpi=DPI)
+    # pdfium moves a broken word's second half up to its first line, as pdftotext does.
+    assert [line.text for line in textlayer.layer_result(layer).lines] == [
+        "The Franco-German",
+        "treaty was documented",
+        "in 1963.",
+    ]
