@@ -11,9 +11,9 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -27,6 +27,7 @@ from rich.progress import (
 )
 
 from pipeline.errors import PagemillError
+from pipeline.outputs.formats import OUTPUTS
 from pipeline.settings import Settings
 
 # Upload chunk read from a local file, bytes.
@@ -38,6 +39,22 @@ if TYPE_CHECKING:
     from dramatiq.brokers.redis import RedisBroker
 
 err = Console(stderr=True)
+
+
+def _text(data: dict[str, Any]) -> str:
+    return "\f".join(p["text"] for p in data["pages"])
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+# --format name -> (file suffix, writer of the document result JSON).
+FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "text": ("txt", _text),
+    "json": ("json", _json),
+    **{name: (output.suffix, output.write) for name, output in OUTPUTS.items()},
+}
 
 
 @contextlib.contextmanager
@@ -168,7 +185,10 @@ def main() -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Write <stem>.txt/.json here.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmts", type=click.Choice(list(FORMATS)), multiple=True,
+    help="text (default), json, hocr, alto, md; repeat it for several (written to files, see --out).",
+)  # fmt: skip
 @click.option("--lang", "langs", multiple=True, help="Language hint (repeatable), before PADDLEOCR_LANG.")
 @click.option("--threads", default=2, show_default=True, help="Worker threads for the in-process worker.")
 @click.option(
@@ -183,7 +203,7 @@ def main() -> None:
 def ocr(
     files: tuple[Path, ...],
     out_dir: Path | None,
-    fmt: str,
+    fmts: tuple[str, ...],
     langs: tuple[str, ...],
     threads: int,
     ocr_mode: str | None,
@@ -222,16 +242,16 @@ def ocr(
         if doc.status.value != "completed":
             err.print(f"[yellow]{path}: {doc.status.value}: {doc.error}[/yellow]")
             failed = True
-        body = json.dumps(data, ensure_ascii=False, indent=2) if fmt == "json" else "\f".join(
-            p["text"] for p in data["pages"]
-        )
-        if out_dir is None and len(files) == 1:
-            click.echo(body)
-        else:
+        for fmt in fmts or ("text",):
+            suffix, render = FORMATS[fmt]
+            body = render(data)
+            if out_dir is None and len(files) == 1 and len(fmts) <= 1:
+                click.echo(body, nl=not body.endswith("\n"))
+                continue
             target_dir = out_dir or Path.cwd()
             target_dir.mkdir(parents=True, exist_ok=True)
-            target = target_dir / f"{path.stem}.{'json' if fmt == 'json' else 'txt'}"
-            target.write_text(body + ("\n" if fmt == "json" else ""), encoding="utf-8")
+            target = target_dir / f"{path.stem}.{suffix}"
+            target.write_text(body, encoding="utf-8")
             err.print(f"{path} -> {target}")
     sys.exit(1 if failed else 0)
 

@@ -36,6 +36,8 @@ from pipeline.errors import (
 )
 from pipeline.jobs import Document, DocumentStatus, DonePage, PageOutcome, PageStatus, parse_id
 from pipeline.ocr import PageResult, get_engine, recognize_page
+from pipeline.outputs.formats import OUTPUTS, parse_outputs
+from pipeline.settings import Settings
 from pipeline.storage import fetch_cached
 from pipeline.textlayer import OcrMode, PageLayer, Plan, TextSource
 from pipeline.thumbnails import thumbnail_key, thumbnail_png
@@ -62,7 +64,7 @@ def source_key(document_id: uuid.UUID, kind: str) -> str:
 
 
 def result_key(document_id: uuid.UUID, suffix: str) -> str:
-    """Where a document's results live in storage (``txt`` or ``json``)."""
+    """Where a document's results live in storage (``txt``, ``json``, or an output's suffix)."""
     return f"documents/{document_id}/result.{suffix}"
 
 
@@ -224,6 +226,7 @@ async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf:
                 document_id=str(doc.id),
             )
         mode = ocr_mode(ctx, doc)
+        requested_outputs(ctx.settings, doc)  # an unknown output fails the document now, not at the end
         path = await _local_source(ctx, doc)
         info = await asyncio.to_thread(
             pdf.inspect_document,
@@ -234,7 +237,9 @@ async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf:
         )
         layers: dict[int, PageLayer] = {}
         if info.kind is pdf.DocumentKind.PDF and mode is not OcrMode.FORCE:
-            found = await asyncio.to_thread(textlayer.analyze_pdf, path, dpi=_dpi(ctx, doc), thumbnails=True)
+            found = await asyncio.to_thread(
+                textlayer.analyze_pdf, path, dpi=_dpi(ctx, doc), thumbnails=True, words=_needs_words(ctx, doc)
+            )
             layers = {layer.page_no: layer for layer in found}
     except (BadInputError, NotFoundError) as exc:
         # NotFoundError here: the source file was deleted from storage after upload.
@@ -376,7 +381,9 @@ async def process_page(ctx: Context, document_id: uuid.UUID, page_no: int) -> Pa
     layer: PageLayer | None = None
     if doc.kind == pdf.DocumentKind.PDF and mode is not OcrMode.FORCE:
         # Cheap (milliseconds): the same decision the split made, and the real text ``redo`` keeps.
-        found = await asyncio.to_thread(textlayer.analyze_pdf, path, dpi=dpi, page_numbers=[page_no], thumbnails=True)
+        found = await asyncio.to_thread(
+            textlayer.analyze_pdf, path, dpi=dpi, page_numbers=[page_no], thumbnails=True, words=_needs_words(ctx, doc)
+        )
         layer = found[0]
     plan = textlayer.plan_page(layer, mode)
     if plan.source is TextSource.TEXT_LAYER and layer is not None:  # e.g. re-sent by the reaper
@@ -456,6 +463,20 @@ async def record_page_failure(ctx: Context, document_id: uuid.UUID, page_no: int
     return outcome
 
 
+def requested_outputs(settings: Settings, doc: Document) -> tuple[str, ...]:
+    """The outputs besides text and JSON the document asked for (``outputs``), else PAGEMILL_OUTPUTS."""
+    value = doc.options.get("outputs") or settings.outputs
+    try:
+        return parse_outputs(value if isinstance(value, (str, list)) else str(value))
+    except ValueError as exc:
+        raise BadInputError(f"outputs: {exc}", document_id=str(doc.id)) from None
+
+
+def _needs_words(ctx: Context, doc: Document) -> bool:
+    """Whether the outputs asked for place words (hOCR, ALTO): text layers then keep word boxes."""
+    return any(OUTPUTS[name].words for name in requested_outputs(ctx.settings, doc))
+
+
 def postprocess_steps(doc: Document) -> list[str]:
     """The LLM steps the upload asked for (``postprocess``), in the order given."""
     steps = doc.options.get("postprocess") or []
@@ -483,6 +504,10 @@ async def finish_document(ctx: Context, document_id: uuid.UUID) -> DocumentResul
     json_key = result_key(doc.id, "json")
     await ctx.storage.put_bytes(result_key(doc.id, "txt"), result.text.encode("utf-8"))
     await ctx.storage.put_bytes(json_key, json.dumps(result.data, ensure_ascii=False).encode("utf-8"))
+    for name in requested_outputs(ctx.settings, doc):
+        output = OUTPUTS[name]
+        body = await asyncio.to_thread(output.write, result.data)
+        await ctx.storage.put_bytes(result_key(doc.id, output.suffix), body.encode("utf-8"))
     status = result.status
     if postprocess_steps(doc) and status is not DocumentStatus.ERROR:
         # Straight on to the LLM steps: the last one sets the final status (result.status), so

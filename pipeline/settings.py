@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # when several OCR processes share a machine (processes x threads = cores).
     ocr_threads: int = Field(0, ge=0, validation_alias=_env("PAGEMILL_OCR_THREADS"))
     # Which models the onnx engine runs (pipeline.ocr.onnx PROFILES): speed against accuracy.
+    # Outputs made besides text and JSON (pipeline.outputs.formats): comma list of hocr, alto, md.
+    # The upload field / Celery kwarg ``outputs`` override it per document.
+    outputs: str = Field("", max_length=200, validation_alias=_env("PAGEMILL_OUTPUTS"))
     ocr_profile: str = Field("cascade", pattern=r"^[a-z][a-z0-9_-]{0,31}$", validation_alias=_env("PAGEMILL_OCR_PROFILE"))
     # Per page text source for PDFs: auto = read a real text layer, OCR the rest; force = OCR every
     # page; redo = like auto, and on pages mixing real text with scanned areas keep the real text and
@@ -142,6 +145,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _known_outputs(cls, value: str) -> str:
+        from pipeline.outputs.formats import parse_outputs  # the writers: imported only to check names
+
+        return ",".join(parse_outputs(value))  # ValueError names an unknown one
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 
 from pipeline.context import Context
+from pipeline.outputs.formats import OUTPUTS
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:  # web.metrics reads AppState at request time
@@ -40,12 +41,13 @@ def app_state(request: Request) -> AppState:
     return state
 
 
-def links(document_id: uuid.UUID) -> dict[str, str]:
-    """URLs of everything a client can do with a document."""
+def links(document_id: uuid.UUID, outputs: Iterable[str] = ()) -> dict[str, str]:
+    """URLs of everything a client can do with a document (and the outputs it asked for)."""
     base = f"/api/documents/{document_id}"
     names = ("status", "progress", "text", "result.json", "events", "cancel", "reprocess")
     out = {"self": base}
     out.update({name.replace(".json", ""): f"{base}/{name}" for name in names})
+    out.update({name: f"{base}/result.{OUTPUTS[name].suffix}" for name in outputs})
     return out
 
 

@@ -14,7 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pipeline import documents
+from pipeline.errors import BadInputError
 from pipeline.jobs import Document, DocumentStatus, PageStatus, parse_id
+from pipeline.settings import Settings
 from web import _queries
 from web._state import app_state, links
 from web.errors import BadRequestError
@@ -52,7 +55,15 @@ def progress_percentage(doc: Document) -> float:
     return round(100.0 * doc.pages_finished / doc.page_count, 1)
 
 
-def document_json(doc: Document) -> dict[str, Any]:
+def outputs_of(settings: Settings, doc: Document) -> tuple[str, ...]:
+    """The outputs the document asked for; none when its value is bad (the document then fails)."""
+    try:
+        return documents.requested_outputs(settings, doc)
+    except BadInputError:
+        return ()
+
+
+def document_json(doc: Document, settings: Settings) -> dict[str, Any]:
     """The public view of a document row."""
     return {
         "id": str(doc.id),
@@ -74,7 +85,7 @@ def document_json(doc: Document) -> dict[str, Any]:
         "created_at": doc.created_at.isoformat(),
         "updated_at": doc.updated_at.isoformat(),
         "finished_at": doc.finished_at.isoformat() if doc.finished_at else None,
-        "links": links(doc.id),
+        "links": links(doc.id, outputs_of(settings, doc)),
     }
 
 
@@ -129,7 +140,7 @@ async def list_documents(request: Request) -> Response:
     more = offset + len(docs) < total
     return JSONResponse(
         {
-            "items": [document_json(d) for d in docs],
+            "items": [document_json(d, state.settings) for d in docs],
             "total": total,
             "limit": limit,
             "offset": offset,
@@ -151,7 +162,7 @@ async def get_document(request: Request) -> Response:
     state = app_state(request)
     doc = await state.ctx.store.get_document(document_id(request))
     counts = await state.ctx.store.page_counts(doc.id)
-    body = document_json(doc)
+    body = document_json(doc, state.settings)
     body["page_counts"] = {status.value: n for status, n in counts.items()}
     body["result"] = None
     if doc.status.is_final and doc.result_key:

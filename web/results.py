@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from pipeline import documents
+from pipeline.errors import NotFoundError
 from pipeline.jobs import Document
+from pipeline.outputs.formats import OUTPUTS, Output
 from web._state import app_state
-from web.documents import document_id
+from web.documents import document_id, outputs_of
 from web.errors import NotReadyError
 
 
@@ -75,9 +77,44 @@ async def get_result_json(request: Request) -> Response:
     return await _stream(request, doc.result_key, "application/json")
 
 
+def _output_endpoint(output: Output) -> Callable[[Request], Awaitable[Response]]:
+    async def get_output(request: Request) -> Response:
+        state = app_state(request)
+        doc = await state.ctx.store.get_document(document_id(request))
+        if output.name not in outputs_of(state.settings, doc):
+            raise NotFoundError(
+                f"document {doc.id} was not asked for {output.name}: upload with outputs={output.name} "
+                f"(or set PAGEMILL_OUTPUTS), or reprocess it with that option"
+            )
+        doc = await _ready(request)
+        return await _stream(request, documents.result_key(doc.id, output.suffix), output.media_type)
+
+    get_output.__name__ = f"get_result_{output.name}"
+    get_output.__doc__ = f"""The document as {output.name} (``result.{output.suffix}``), when the upload asked for it.
+    ---
+    summary: Document result as {output.name}
+    tags: [results]
+    parameters: [{{name: document_id, in: path, required: true, schema: {{type: string, format: uuid}}}}]
+    responses:
+      "200": {{description: "{output.media_type.split(';')[0]}", content: {{{output.media_type.split(';')[0]}: {{}}}}}}
+      "404": {{description: "unknown or malformed id, or the upload did not ask for {output.name} (outputs=)"}}
+      "409": {{description: "not finished yet, or finished without a result"}}
+    """
+    return get_output
+
+
 routes = [
     Route("/api/documents/{document_id}/text", get_text, methods=["GET"], name="get_text"),
     Route(
         "/api/documents/{document_id}/result.json", get_result_json, methods=["GET"], name="get_result_json"
+    ),
+    *(
+        Route(
+            f"/api/documents/{{document_id}}/result.{output.suffix}",
+            _output_endpoint(output),
+            methods=["GET"],
+            name=f"get_result_{output.name}",
+        )
+        for output in OUTPUTS.values()
     ),
 ]

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from pipeline import callbacks, documents, pdf
 from pipeline.errors import BadInputError, LimitExceededError, PagemillError
 from pipeline.jobs import Document, DocumentStatus
+from pipeline.outputs.formats import parse_outputs
 from pipeline.settings import Settings
 from pipeline.textlayer import OcrMode
 from web._multipart import Event, Field, FileEnd, FileStart, boundary_of, read_parts
@@ -47,7 +48,7 @@ MAX_FILENAME_CHARS = 255
 QUEUE_DELAYED_MESSAGE = "stored; the queue did not answer, so the reaper will send it shortly"
 _LANG = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # Form fields the upload reads (besides the file part); any other is refused.
-UPLOAD_FIELDS = ("lang_hints", "dpi", "min_confidence", "postprocess", "callback_url", "ocr_mode")
+UPLOAD_FIELDS = ("lang_hints", "dpi", "min_confidence", "postprocess", "callback_url", "ocr_mode", "outputs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class UploadOptions:
     postprocess: tuple[str, ...] = ()
     callback_url: str | None = None
     ocr_mode: OcrMode | None = None  # None: PAGEMILL_OCR_MODE
+    outputs: tuple[str, ...] | None = None  # None: PAGEMILL_OUTPUTS
 
     def document_options(self) -> dict[str, object] | None:
         """What the document row keeps in ``options`` (read by the OCR and LLM steps)."""
@@ -68,6 +70,8 @@ class UploadOptions:
             options["postprocess"] = list(self.postprocess)
         if self.ocr_mode is not None:
             options["ocr_mode"] = self.ocr_mode.value
+        if self.outputs is not None:
+            options["outputs"] = list(self.outputs)
         return options or None
 
 
@@ -132,8 +136,14 @@ def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
         raise BadRequestError(
             f"ocr_mode: {mode[:40]!r} is not one of {', '.join(m.value for m in OcrMode)}"  # type: ignore[index]
         ) from None
+    outputs = None
+    if fields.get("outputs"):
+        try:
+            outputs = parse_outputs(_listed(fields["outputs"]))
+        except ValueError as exc:
+            raise BadRequestError(f"outputs: {exc}") from None
     return UploadOptions(
-        tuple(dict.fromkeys(hints)), dpi_value, conf_value, tuple(dict.fromkeys(steps)), callback, mode_value
+        tuple(dict.fromkeys(hints)), dpi_value, conf_value, tuple(dict.fromkeys(steps)), callback, mode_value, outputs
     )
 
 
@@ -283,6 +293,7 @@ async def upload(request: Request) -> Response:
               min_confidence: {type: number, minimum: 0, maximum: 1}
               postprocess: {type: string, description: "summary, flashcards, quiz, diagnostics"}
               callback_url: {type: string, description: "http(s) URL that gets the final status once, signed"}
+              outputs: {type: string, description: "besides text and JSON, comma list: hocr, alto, md"}
               ocr_mode:
                 type: string
                 enum: [auto, force, redo]
@@ -313,7 +324,7 @@ async def upload(request: Request) -> Response:
         "size_bytes": doc.size_bytes,
         "status": doc.status.value,
         "message": "queued for OCR" if task_id else QUEUE_DELAYED_MESSAGE,
-        "links": links(doc.id),
+        "links": links(doc.id, documents.requested_outputs(state.settings, doc)),
     }
     return JSONResponse(body, status_code=202, headers={"Location": f"/api/documents/{doc.id}"})
 

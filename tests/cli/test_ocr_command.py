@@ -129,3 +129,21 @@ def test_ocr_mode_option_decides_whether_a_text_layer_is_read(tmp_path: Path) ->
         check=False, env=_embedded_env(tmp_path / "data"), capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert bad.returncode == 2 and "auto" in bad.stderr and "force" in bad.stderr
+
+
+def test_several_formats_are_written_side_by_side(tmp_path: Path) -> None:
+    from tests import born_digital
+
+    path = tmp_path / "letter.pdf"
+    path.write_bytes(born_digital.pdf_bytes(born_digital.sample_pages()[:1]))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "pagemill.cli", "ocr", str(path), "--format", "md", "--format", "hocr",
+         "--format", "text", "--out", str(out)],
+        check=False, env=_embedded_env(tmp_path / "data"), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["letter.hocr", "letter.md", "letter.txt"]
+    assert "Dear customer," in (out / "letter.md").read_text()
+    assert 'class="ocrx_word"' in (out / "letter.hocr").read_text()
+    assert (out / "letter.txt").read_text().startswith("Dear customer,")

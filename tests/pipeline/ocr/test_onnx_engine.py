@@ -9,8 +9,8 @@ read 0.021, 0.043 and 0.146 on the last three.
 
 from __future__ import annotations
 
-import shutil
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
