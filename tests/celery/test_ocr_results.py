@@ -122,3 +122,37 @@ def test_cancelled_document_revokes_its_celery_result(
     else:
         raise AssertionError("a cancelled document's Celery result must be REVOKED")
     assert result.status == "REVOKED"
+
+
+def test_celery_kwargs_ocr_mode_and_outputs_reach_the_document(
+    celery_app: Celery, pipeline_settings: Settings, start_worker: Callable[..., Any], start_bridge: Any
+) -> None:
+    import json
+    import uuid
+
+    from pipeline import documents
+    from tests import born_digital
+
+    digital = born_digital.sample_pages()[:1]
+    _store(pipeline_settings, "uploads/digital.pdf", born_digital.pdf_bytes(digital))
+    start_worker()
+    start_bridge()
+    result = celery_app.send_task(
+        "tasks.ocr_document", kwargs={"storage_key": "uploads/digital.pdf", "ocr_mode": "force", "outputs": ["md"]}
+    )
+    value = result.get(timeout=OCR_TIMEOUT_S)
+    assert value["status"] == "completed", value
+    doc_id = uuid.UUID(value["document_id"])
+
+    async def read() -> tuple[dict[str, Any], str]:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            data = json.loads(await ctx.storage.get_bytes(documents.result_key(doc_id, "json")))
+            return data, (await ctx.storage.get_bytes(documents.result_key(doc_id, "md"))).decode()
+        finally:
+            await ctx.aclose()
+
+    data, markdown = asyncio.run(read())
+    # force: the page was OCRed although its text layer is real.
+    assert [p["source"] for p in data["pages"]] == ["ocr"]
+    assert "Dear customer" in markdown
