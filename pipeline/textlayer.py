@@ -78,7 +78,9 @@ _CLEAN = str.maketrans(
     }
 )
 _WORD = re.compile(r"\S+")
-_CHAR = re.compile(r"\S")
+_SPACES = re.compile(r"\s+")
+# Characters _CLEAN changes or pdfium's hyphen mark: a run holding one is cleaned word by word.
+_SPECIAL = re.compile("[\x00\ufeff\ufffe\ufb00-\ufb06]")
 
 
 class LayerKind(StrEnum):
@@ -309,8 +311,8 @@ def _read_page(page: pdfium.PdfPage, page_no: int, *, dpi: int, producer: str, w
         text = textpage.get_text_range() if count else ""
         if len(text) != count:  # surrogate pairs: one character per index, the slow way
             text = "".join(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i) or 0xFFFD) for i in range(count))
-        nonspace = [m.start() for m in _CHAR.finditer(text)]
-        sample = _sample(nonspace)
+        chars = len(_SPACES.sub("", text))
+        sample = _sample(text)
         invisible = sum(_is_invisible(textpage, i) for i in sample)
         unmapped = sum(pdfium_c.FPDFText_HasUnicodeMapError(textpage.raw, i) == 1 for i in sample)
         lines = (
@@ -321,7 +323,7 @@ def _read_page(page: pdfium.PdfPage, page_no: int, *, dpi: int, producer: str, w
     finally:
         textpage.close()
     image_cover = _image_cover(page)
-    stats: dict[str, float] = {"chars": float(len(nonspace)), "image_cover": round(image_cover, 3)}
+    stats: dict[str, float] = {"chars": float(chars), "image_cover": round(image_cover, 3)}
     if not sample:
         if image_cover >= IMAGE_ONLY_MIN:
             return PageLayer(page_no, LayerKind.IMAGE_ONLY, "no text layer: the page is a scanned image", width, height,
@@ -345,12 +347,10 @@ def _read_page(page: pdfium.PdfPage, page_no: int, *, dpi: int, producer: str, w
     return PageLayer(page_no, LayerKind.TEXT_LAYER, "real text layer", width, height, tuple(lines), stats)
 
 
-def _sample(indices: list[int]) -> list[int]:
-    """Up to SAMPLE_CHARS of ``indices`` (non-space characters), evenly spread over the page."""
-    if len(indices) <= SAMPLE_CHARS:
-        return indices
-    step = len(indices) / SAMPLE_CHARS
-    return [indices[int(k * step)] for k in range(SAMPLE_CHARS)]
+def _sample(text: str) -> list[int]:
+    """Indices of up to SAMPLE_CHARS non-space characters of ``text``, evenly spread over it."""
+    step = max(1, len(text) // SAMPLE_CHARS)
+    return [i for i in range(0, len(text), step) if not text[i].isspace()][:SAMPLE_CHARS]
 
 
 def _is_invisible(textpage: pdfium.PdfTextPage, index: int) -> bool:
@@ -456,10 +456,18 @@ def _whole_line(
     box: Callable[[int, int], tuple[float, float, float, float]],
 ) -> Line | None:
     """The run as one line when no gap between its segments splits it, else None."""
-    words = list(_words(text, start, end))
-    if not words or not segments:
+    run = text[start:end]
+    if _SPECIAL.search(run):  # ligatures, line-end hyphens, NULs: cleaned word by word
+        words = list(_words(text, start, end))
+        if not words:
+            return None
+        line_text, first_char, last_char = " ".join(w[2] for w in words), words[0][0], words[-1][1]
+    else:
+        line_text = " ".join(run.split())
+        first_char, last_char = start + len(run) - len(run.lstrip()), start + len(run.rstrip()) - 1
+    if not line_text or not segments:
         return None
-    first, last = box(words[0][0], words[0][0]), box(words[-1][1], words[-1][1])
+    first, last = box(first_char, first_char), box(last_char, last_char)
     height = max(first[3] - first[1], last[3] - last[1], *(s[3] - s[1] for s in segments))
     for a, b in itertools.pairwise(segments):
         gap = b[0] - a[2]
@@ -468,7 +476,7 @@ def _whole_line(
     edges = [first, last, *segments]
     x0, y0 = min(e[0] for e in edges), min(e[1] for e in edges)
     x1, y1 = max(e[2] for e in edges), max(e[3] for e in edges)
-    return Line(text=" ".join(w[2] for w in words), confidence=1.0, box=((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
+    return Line(text=line_text, confidence=1.0, box=((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
 
 
 def _runs(text: str) -> Iterable[tuple[int, int]]:
