@@ -65,7 +65,8 @@ class Phase:
         }
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -164,7 +165,7 @@ def main() -> None:
         "PAGEMILL_LOG_LEVEL": "WARNING",
     })  # fmt: skip
     pdf = SAMPLE.read_bytes()
-    port = _free_port()
+    port = free_port()
     proc = start_server(env, port)
     try:
         phases = asyncio.run(load(f"http://127.0.0.1:{port}", args, pdf))

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,17 +37,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.api_load import cleanup_database, free_port, start_server
 from tests import born_digital
 
 RESULTS = ROOT / "benchmarks" / "results"
-STARTUP_TIMEOUT_S = 60
 RUN_TIMEOUT_S = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(args: argparse.Namespace, run: str, data_dir: Path) -> dict[str, str]:
@@ -81,20 +74,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _wait_ready(base: str, web: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if web.poll() is not None:
-            raise SystemExit(f"the web server exited with {web.returncode} during startup")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"the web server did not answer within {STARTUP_TIMEOUT_S}s")
-
-
 def _upload_and_wait(client: httpx.Client, data: bytes) -> tuple[float, dict[str, Any]]:
     started = time.perf_counter()
     response = client.post("/api/documents", files={"file": ("report.pdf", data, "application/pdf")})
@@ -115,23 +94,21 @@ def _upload_and_wait(client: httpx.Client, data: bytes) -> tuple[float, dict[str
 def run_pagemill(args: argparse.Namespace, data: bytes, warm: bytes, tmp: Path) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     env = _env(args, run, tmp / "data")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    py = sys.executable
-    web = _start([py, "-m", "uvicorn", "web.app:create_app", "--factory", "--port", str(port),
-                  "--log-level", "warning", "--no-access-log"], env)  # fmt: skip
-    ocr = _start([py, "-m", "dramatiq", "actors.ocr", "--queues", "ocr", "--processes", str(args.processes),
-                  "--threads", "1"], env)  # fmt: skip
+    web = start_server(env, port)  # returns once /healthz answers
+    ocr = _start([sys.executable, "-m", "dramatiq", "actors.ocr", "--queues", "ocr", "--processes",
+                  str(args.processes), "--threads", "1"], env)  # fmt: skip
     try:
-        _wait_ready(base, web)
         with httpx.Client(base_url=base, timeout=60) as client:
             for _ in range(args.processes):
                 _upload_and_wait(client, warm)
             elapsed, result = _upload_and_wait(client, data)
     finally:
         _stop(ocr)
-        _stop(web)
-        asyncio.run(_drop_schema(args.database_url, f"bench_{run}"))
+        web.terminate()
+        web.wait(timeout=60)
+        asyncio.run(cleanup_database(args.database_url, f"bench_{run}"))
     return {
         "seconds": round(elapsed, 3),
         "pages_per_s": round(args.pages / elapsed, 1),
@@ -149,16 +126,6 @@ def run_tool(cmd: list[str], pages: int) -> dict[str, Any]:
     if done.returncode != 0:
         return {"error": f"exit {done.returncode}: {done.stderr.strip()[-300:]}"}
     return {"seconds": round(elapsed, 3), "pages_per_s": round(pages / elapsed, 1)}
-
-
-async def _drop_schema(dsn: str, schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.api_load import cleanup_database
 from pipeline import pdf
 from pipeline.settings import ExplicitSettings, Settings
 
@@ -259,17 +260,9 @@ def run_profile(args: argparse.Namespace, profile: str) -> dict[str, object]:
         )  # fmt: skip
         baseline = run_baseline(pdf_path, args.pages, args.processes, settings)
         pagemill = run_pagemill(data, warm, args.pages, args.processes, args.threads, settings)
-        asyncio.run(_drop_schema(args.database_url, settings.db_schema))
+        asyncio.run(cleanup_database(args.database_url, settings.db_schema))
     ratio = pagemill["pages_per_s"] / baseline["pages_per_s"]  # type: ignore[operator]
     return {"baseline": baseline, "pagemill": pagemill, "ratio_b_over_a": round(ratio, 3)}
-
-
-async def _drop_schema(dsn: str, schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    await conn.close()
 
 
 if __name__ == "__main__":
