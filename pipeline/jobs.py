@@ -184,6 +184,36 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _advance_barrier(conn: asyncpg.Connection, document_id: uuid.UUID, counted: int) -> PageOutcome:
+    """Count ``counted`` newly final pages; the transaction that reaches page_count closes it.
+
+    The document row lock taken here serialises the last pages of a document: each waiter
+    re-reads the incremented counter, so exactly one sees pages_finished = page_count.
+    """
+    if counted:
+        row = await conn.fetchrow(
+            """
+            UPDATE documents SET pages_finished = pages_finished + $2, updated_at = now()
+             WHERE id = $1 RETURNING pages_finished, page_count, status
+            """,
+            document_id,
+            counted,
+        )
+    else:  # nothing newly final (a duplicate result): read the counters only
+        row = await conn.fetchrow(
+            "SELECT pages_finished, page_count, status FROM documents WHERE id = $1", document_id
+        )
+    if row is None:
+        raise NotFoundError(f"no document with id {document_id}", document_id=str(document_id))
+    closed = False
+    if counted and row["pages_finished"] >= row["page_count"] and row["status"] == DocumentStatus.PROCESSING_CHUNKS:
+        await conn.execute(
+            "UPDATE documents SET status = 'aggregating', updated_at = now() WHERE id = $1", document_id
+        )
+        closed = True
+    return PageOutcome(counted > 0, row["pages_finished"], row["page_count"] or 0, closed)
+
+
 class JobStore:
     """Documents and pages on PostgreSQL through one asyncpg pool."""
 
@@ -406,29 +436,7 @@ class JobStore:
                 """,
                 document_id, page_no, status.value, text, confidence, result, error, duration_ms,
             )  # fmt: skip
-            if updated is None:
-                row = await conn.fetchrow(
-                    "SELECT pages_finished, page_count FROM documents WHERE id = $1", document_id
-                )
-                if row is None:
-                    raise NotFoundError(f"no document with id {document_id}", document_id=str(document_id))
-                return PageOutcome(False, row["pages_finished"], row["page_count"] or 0, False)
-            # The row lock taken here serialises the last pages of a document: each waiter
-            # re-reads the incremented counter, so exactly one sees pages_finished = page_count.
-            row = await conn.fetchrow(
-                """
-                UPDATE documents SET pages_finished = pages_finished + 1, updated_at = now()
-                 WHERE id = $1 RETURNING pages_finished, page_count, status
-                """,
-                document_id,
-            )
-            closed = False
-            if row["pages_finished"] >= row["page_count"] and row["status"] == DocumentStatus.PROCESSING_CHUNKS:
-                await conn.execute(
-                    "UPDATE documents SET status = 'aggregating', updated_at = now() WHERE id = $1", document_id
-                )
-                closed = True
-            return PageOutcome(True, row["pages_finished"], row["page_count"], closed)
+            return await _advance_barrier(conn, document_id, 0 if updated is None else 1)
 
     async def finish_pages_done(self, document_id: uuid.UUID, pages: Sequence[DonePage]) -> PageOutcome:
         """Record many pages ``done`` at once (attempt counted) and advance the barrier by them.
@@ -458,27 +466,7 @@ class JobStore:
                 [p.result for p in pages],
                 [p.duration_ms for p in pages],
             )
-            row = await conn.fetchrow(
-                """
-                UPDATE documents SET pages_finished = pages_finished + $2, updated_at = now()
-                 WHERE id = $1 RETURNING pages_finished, page_count, status
-                """,
-                document_id,
-                counted,
-            )
-            if row is None:
-                raise NotFoundError(f"no document with id {document_id}", document_id=str(document_id))
-            closed = False
-            if (
-                counted
-                and row["pages_finished"] >= row["page_count"]
-                and row["status"] == DocumentStatus.PROCESSING_CHUNKS
-            ):
-                await conn.execute(
-                    "UPDATE documents SET status = 'aggregating', updated_at = now() WHERE id = $1", document_id
-                )
-                closed = True
-            return PageOutcome(counted > 0, row["pages_finished"], row["page_count"] or 0, closed)
+            return await _advance_barrier(conn, document_id, counted)
 
     async def page_counts(self, document_id: uuid.UUID) -> dict[PageStatus, int]:
         """How many pages are in each state."""
