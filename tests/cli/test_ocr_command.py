@@ -147,3 +147,19 @@ def test_several_formats_are_written_side_by_side(tmp_path: Path) -> None:
     assert "Dear customer," in (out / "letter.md").read_text()
     assert 'class="ocrx_word"' in (out / "letter.hocr").read_text()
     assert (out / "letter.txt").read_text().startswith("Dear customer,")
+
+
+def test_searchable_pdf_next_to_its_source_never_replaces_it(tmp_path: Path) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A)]))
+    before = path.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "pagemill.cli", "ocr", str(path), "--format", "pdf", "--out", str(tmp_path)],
+        check=False, env=_embedded_env(tmp_path / "data"), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert path.read_bytes() == before
+    made = tmp_path / "scan.ocr.pdf"
+    assert made.name in result.stderr
+    text = subprocess.run(["pdftotext", str(made), "-"], capture_output=True, text=True, check=True).stdout
+    assert pages.cer(text, "\n".join(pages.PARAGRAPH_A)) < 0.05
