@@ -106,7 +106,7 @@ def test_searchable_pdf_keeps_text_pages_and_adds_text_to_scans(
     assert first.split() == unicodedata.normalize("NFKC", " ".join(letter[0].lines)).split()
     assert test_pages.cer(second, "\n".join(test_pages.PARAGRAPH_B)) < 0.05
     with pikepdf.open(out) as made:
-        ocr_layers = [[n for n in p.resources.get("/XObject", {}).keys() if "PagemillOCR" in n] for p in made.pages]
+        ocr_layers = [[n for n in p.resources.get("/XObject", {}) if "PagemillOCR" in n] for p in made.pages]
     assert [len(names) for names in ocr_layers] == [0, 1]
     report = api.get(f"{links['mixed.pdf']['self']}/result.json").json()["outputs"]["pdf"]
     assert report["pages_with_ocr_layer"] == [2] and report["pages_without_ocr_layer"] == []
