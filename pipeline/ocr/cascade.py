@@ -87,10 +87,10 @@ def reread_unsure(
             pieces.append(crops[index])
             continue
         width = crops[index].shape[1]
-        for piece in found:
-            x0 = int(piece.f0 * width)
-            x1 = max(int(np.ceil(piece.f1 * width)), x0 + 1)
-            jobs.append((index, piece))
+        for cut in found:
+            x0 = int(cut.f0 * width)
+            x1 = max(int(np.ceil(cut.f1 * width)), x0 + 1)
+            jobs.append((index, cut))
             pieces.append(crops[index][:, x0:x1])
     out = list(readings)
     mended: dict[int, list[tuple[Piece, Reading]]] = {}

@@ -34,8 +34,8 @@ import structlog
 
 from pipeline.errors import EngineUnavailableError
 from pipeline.ocr import _ppocr
-from pipeline.ocr.cascade import reread_unsure
 from pipeline.ocr.base import Image, Line, PageResult, Word
+from pipeline.ocr.cascade import reread_unsure
 from pipeline.ocr.languages import LETTERS, Language, latin_alphabet, resolve_all, scripts_read
 from pipeline.ocr.orientation import Orientation, is_sideways, rotate, rotate_quads, skew_of
 from pipeline.settings import Settings
