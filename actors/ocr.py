@@ -16,7 +16,7 @@ from dramatiq.middleware import CurrentMessage
 
 from actors import runtime
 from actors.broker import current_settings, setup_broker
-from actors.celery import document_failed, document_finished, document_revoked
+from actors.celery_results import document_failed, document_finished, document_revoked
 from actors.notify import notify_if_final
 from actors.postprocess import start_pipeline
 from pipeline import documents
@@ -29,9 +29,6 @@ log = structlog.get_logger(__name__)
 
 OCR_QUEUE = _settings.ocr_queue
 DEFAULT_QUEUE = _settings.default_queue
-# Document ids for producers that send only a storage_key: derived from the message id, so a
-# redelivered message finds the row it made the first time instead of making a second one.
-DOCUMENT_ID_NAMESPACE = uuid.UUID("6f1c3f64-5b7e-4d0a-9a53-4c1d2c8e7b10")
 # Errors that retrying cannot fix.
 PERMANENT = (BadInputError, NotFoundError, EngineUnavailableError)
 
@@ -55,7 +52,7 @@ async def _start(
     if document_id is not None:
         doc_id = documents.parse_document_id(document_id)
     elif storage_key is not None:
-        doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, _message_id())
+        doc_id = documents.document_id_for_message(_message_id())
         await documents.register_source(
             ctx, storage_key, document_id=doc_id, lang_hints=lang_hints or (),
             min_confidence=min_confidence, dpi=dpi, options=options,
@@ -194,7 +191,7 @@ async def ocr_document_exhausted(message_data: dict[str, Any], retry_info: dict[
     if kwargs.get("document_id") is not None:
         doc_id = documents.parse_document_id(kwargs["document_id"])
     else:  # a storage_key message: the id derives from the message id, as in _start
-        doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, message_data["message_id"])
+        doc_id = documents.document_id_for_message(message_data["message_id"])
     ctx = await runtime.context()
     await documents.fail_document(ctx, doc_id, _exhausted_reason(message_data, retry_info))
     await notify_if_final(str(doc_id))

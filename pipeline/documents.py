@@ -47,6 +47,9 @@ log = structlog.get_logger(__name__)
 
 # Messages carry ids as strings; callers parse them here (malformed ids are NotFoundError).
 parse_document_id = parse_id
+# Document ids for producers that send only a storage_key: derived from the message id (the
+# Celery task id), so a redelivered message finds the row it made the first time.
+DOCUMENT_ID_NAMESPACE = uuid.UUID("6f1c3f64-5b7e-4d0a-9a53-4c1d2c8e7b10")
 
 # Bytes of the file head read to sniff its type: PDF readers accept junk before `%PDF-` within
 # the first 1024 bytes, and so does pipeline.pdf.sniff_type.
@@ -57,6 +60,11 @@ TEXT_LAYER_ENGINE = "text_layer"
 THUMBNAIL_WRITES = 16
 # Documents still able to take page work.
 ACTIVE_STATES = (DocumentStatus.QUEUED, DocumentStatus.EXTRACTING, DocumentStatus.PROCESSING_CHUNKS)
+
+
+def document_id_for_message(message_id: str) -> uuid.UUID:
+    """The id of the document a storage_key message makes: the same for every delivery of it."""
+    return uuid.uuid5(DOCUMENT_ID_NAMESPACE, message_id)
 
 
 def source_key(document_id: uuid.UUID, kind: str) -> str:

@@ -213,7 +213,7 @@ def test_storage_key_producer_gets_one_document_per_message(
     broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
 ) -> None:
     """Celery producers send ``storage_key`` only; redelivery must not make a second document."""
-    from actors.ocr import DOCUMENT_ID_NAMESPACE, ocr_document
+    from actors.ocr import ocr_document
 
     start_worker()
 
@@ -223,7 +223,7 @@ def test_storage_key_producer_gets_one_document_per_message(
             await ctx.storage.put_bytes("uploads/scan.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_B)]))
             message = ocr_document.message(storage_key="uploads/scan.pdf", lang_hints=["en"])
             broker.enqueue(message)
-            doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, message.message_id)
+            doc_id = documents.document_id_for_message(message.message_id)
             while True:
                 try:
                     await ctx.store.get_document(doc_id)
