@@ -39,7 +39,7 @@ from pipeline.ocr import PageResult, get_engine, recognize_page
 from pipeline.outputs.formats import OUTPUTS, parse_outputs
 from pipeline.pdf_output import build_layer, layer_key, store_searchable_pdf
 from pipeline.settings import Settings
-from pipeline.storage import fetch_cached
+from pipeline.storage import adopt, fetch_cached, prune_now_and_then
 from pipeline.textlayer import OcrMode, PageLayer, Plan, TextSource
 from pipeline.thumbnails import thumbnail_key, thumbnail_png
 
@@ -154,9 +154,11 @@ async def register_source(
     try:
         await ctx.storage.get_to_file(storage_key, tmp)
         digest, size, head = await asyncio.to_thread(_hash_file, tmp)
+        kind = pdf.sniff_type(head)
+        # Into the source cache: the split step reads it from there instead of downloading it again.
+        await asyncio.to_thread(adopt, tmp, digest, ctx.settings.cache_dir, f".{kind.value}")
     finally:
         tmp.unlink(missing_ok=True)
-    kind = pdf.sniff_type(head)
     return await ctx.store.create_document(
         document_id=document_id,
         source_key=storage_key,
@@ -186,7 +188,13 @@ def _hash_file(path: Path) -> tuple[str, int, bytes]:
 async def _local_source(ctx: Context, doc: Document) -> Path:
     if doc.sha256 is None or doc.kind is None:
         raise UnsupportedTypeError(f"document {doc.id} has no recorded type or hash", document_id=str(doc.id))
-    return await fetch_cached(ctx.storage, doc.source_key, doc.sha256, ctx.settings.cache_dir, f".{doc.kind}")
+    settings = ctx.settings
+    path = await fetch_cached(ctx.storage, doc.source_key, doc.sha256, settings.cache_dir, f".{doc.kind}")
+    await asyncio.to_thread(
+        prune_now_and_then, settings.cache_dir,
+        max_bytes=settings.cache_max_bytes, max_age_s=settings.cache_max_age_hours * 3600,
+    )  # fmt: skip
+    return path
 
 
 def _dpi(ctx: Context, doc: Document) -> int:

@@ -242,6 +242,27 @@ def test_storage_key_producer_gets_one_document_per_message(
     asyncio.run(scenario())
 
 
+def test_a_storage_key_source_is_downloaded_once(pipeline_settings: Settings) -> None:
+    # Registering a producer's file reads it whole (hash, type): that copy goes into the source
+    # cache, so splitting the document reads it there instead of downloading it again.
+    async def scenario() -> None:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            await ctx.storage.put_bytes("uploads/once.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A)]))
+            doc_id = documents.document_id_for_message("celery-task-1")
+            doc = await documents.register_source(ctx, "uploads/once.pdf", document_id=doc_id)
+            cached = pipeline_settings.cache_dir / f"{doc.sha256}.pdf"
+            assert cached.exists()
+            await ctx.storage.delete("uploads/once.pdf")  # a second download would now fail
+            split = await documents.prepare_document(ctx, doc_id)
+            assert split.to_ocr == [1]
+            assert sorted(p.name for p in pipeline_settings.cache_dir.iterdir()) == [cached.name]
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_echo_smoke_task(broker: RedisBroker, start_worker: Callable[..., Worker]) -> None:
     from actors.llm import echo
 
