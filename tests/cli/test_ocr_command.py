@@ -25,7 +25,8 @@ SERVER_VARS = ("REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL", "S3_BUCKET")
 
 
 def _embedded_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SERVER_VARS}
+    # (ORT_DISABLE_TELEMETRY too: this test process has it from pipeline.ocr; the CLI sets its own)
+    env = {k: v for k, v in os.environ.items() if k not in (*SERVER_VARS, "ORT_DISABLE_TELEMETRY")}
     tmp = data_dir.parent / "tmp"  # the CLI's own temp dir, to check it leaves nothing there
     tmp.mkdir(parents=True, exist_ok=True)
     env.update(PAGEMILL_DATA_DIR=str(data_dir), PAGEMILL_OCR_THREADS="1", PYTHONPATH=str(ROOT), TMPDIR=str(tmp))
@@ -58,6 +59,8 @@ def test_ocr_sample_in_embedded_mode_prints_text_and_leaves_nothing_running(tmp_
     assert _processes_using(data_dir) == []
     # Embedded Redis's run dir is gone (pgserver's lock dir under runtime-0 is meant to stay).
     assert list((tmp_path / "tmp").glob("pagemill-*")) == []
+    # Nor a file of onnxruntime's telemetry (its device id), which pagemill turns off.
+    assert not (tmp_path / "tmp" / ".ses").exists()
     assert (data_dir / "postgres").is_dir()  # the job store persists between runs
 
 
