@@ -26,17 +26,16 @@ from actors.broker import current_settings, setup_broker
 from actors.notify import notify_if_final
 from actors.postprocess import STEP_ACTORS
 from pipeline.documents import finish_postprocessing
-from pipeline.errors import BadInputError, ConflictError, NotFoundError, PagemillError
+from pipeline.errors import PagemillError, PermanentError
 from pipeline.jobs import DocumentStatus, parse_id
 from pipeline.llm.client import LlmClient
-from pipeline.llm.errors import LlmAnswerError, LlmConfigError
 from pipeline.llm.steps import fail_postprocessing, run_product
 from pipeline.settings import Settings
 
 broker = setup_broker()
 DEFAULT_QUEUE = current_settings().default_queue
 # Errors that retrying cannot fix.
-PERMANENT = (BadInputError, NotFoundError, ConflictError, LlmConfigError, LlmAnswerError)
+PERMANENT = PermanentError  # every PagemillError that is not retryable (pipeline.errors)
 # Time limit of one product (several chunks, retries with Retry-After waits), milliseconds.
 PRODUCT_TIME_LIMIT_MS = 30 * 60 * 1000
 

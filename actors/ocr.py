@@ -20,7 +20,11 @@ from actors.celery_results import document_failed, document_finished, document_r
 from actors.notify import notify_if_final
 from actors.postprocess import start_pipeline
 from pipeline import documents
-from pipeline.errors import BadInputError, EngineUnavailableError, NotFoundError, PagemillError
+from pipeline.errors import (
+    BadInputError,
+    PagemillError,
+    PermanentError,
+)
 from pipeline.jobs import DocumentStatus
 
 broker = setup_broker()
@@ -29,8 +33,8 @@ log = structlog.get_logger(__name__)
 
 OCR_QUEUE = _settings.ocr_queue
 DEFAULT_QUEUE = _settings.default_queue
-# Errors that retrying cannot fix.
-PERMANENT = (BadInputError, NotFoundError, EngineUnavailableError)
+# Errors that retrying cannot fix: every PagemillError that is not retryable (pipeline.errors).
+PERMANENT = PermanentError
 
 
 def _message_id() -> str:
@@ -63,7 +67,8 @@ async def _start(
     try:
         split = await documents.prepare_document(ctx, doc_id, require_pdf=require_pdf)
     except PagemillError as exc:
-        if not exc.retryable:  # rejected: the document is now ``error``
+        if not exc.retryable:  # rejected (prepare_document marked bad input): the document ends here
+            await documents.fail_document(ctx, doc_id, exc.reason)
             await notify_if_final(str(doc_id))
         raise
     if split.to_ocr:  # scans first, so other workers start on them while this one reads text layers
