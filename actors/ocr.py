@@ -78,46 +78,35 @@ async def _start(
         await asyncio.to_thread(aggregate_document.send, document_id=str(doc_id))
 
 
-@dramatiq.actor(
-    actor_name="tasks.ocr_document",
-    queue_name=OCR_QUEUE,
-    throws=PERMANENT,
-    on_retry_exhausted="tasks.ocr_document_exhausted",
-)
-async def ocr_document(
-    document_id: str | None = None,
-    storage_key: str | None = None,
-    lang_hints: list[str] | None = None,
-    min_confidence: float | None = None,
-    dpi: int | None = None,
-    **options: Any,
-) -> None:
-    """Split a document into pages and fan out one ``tasks.ocr_page`` per page."""
-    await _start(
-        document_id, storage_key, require_pdf=False, lang_hints=lang_hints,
-        min_confidence=min_confidence, dpi=dpi, options=options,
-    )  # fmt: skip
+def _document_actor(name: str, *, require_pdf: bool, doc: str) -> Any:
+    """``tasks.ocr_document`` and ``tasks.ocr_pdf_document``: one split step, two task names."""
+
+    async def split(
+        document_id: str | None = None,
+        storage_key: str | None = None,
+        lang_hints: list[str] | None = None,
+        min_confidence: float | None = None,
+        dpi: int | None = None,
+        **options: Any,
+    ) -> None:
+        await _start(
+            document_id, storage_key, require_pdf=require_pdf, lang_hints=lang_hints,
+            min_confidence=min_confidence, dpi=dpi, options=options,
+        )  # fmt: skip
+
+    split.__name__ = name.removeprefix("tasks.")
+    split.__doc__ = doc
+    return dramatiq.actor(
+        split, actor_name=name, queue_name=OCR_QUEUE, throws=PERMANENT, on_retry_exhausted="tasks.ocr_document_exhausted"
+    )
 
 
-@dramatiq.actor(
-    actor_name="tasks.ocr_pdf_document",
-    queue_name=OCR_QUEUE,
-    throws=PERMANENT,
-    on_retry_exhausted="tasks.ocr_document_exhausted",
+ocr_document = _document_actor(
+    "tasks.ocr_document", require_pdf=False, doc="Split a document into pages and fan out one ``tasks.ocr_page`` per page."
 )
-async def ocr_pdf_document(
-    document_id: str | None = None,
-    storage_key: str | None = None,
-    lang_hints: list[str] | None = None,
-    min_confidence: float | None = None,
-    dpi: int | None = None,
-    **options: Any,
-) -> None:
-    """Like ``tasks.ocr_document`` but refuses anything that is not a PDF."""
-    await _start(
-        document_id, storage_key, require_pdf=True, lang_hints=lang_hints,
-        min_confidence=min_confidence, dpi=dpi, options=options,
-    )  # fmt: skip
+ocr_pdf_document = _document_actor(
+    "tasks.ocr_pdf_document", require_pdf=True, doc="Like ``tasks.ocr_document`` but refuses anything that is not a PDF."
+)
 
 
 @dramatiq.actor(
