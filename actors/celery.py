@@ -47,7 +47,7 @@ from actors.celery_results import (
     document_revoked,
     ensure_middleware,
 )
-from pipeline.documents import document_id_for_message
+from pipeline.intake import document_id_for_message
 from pipeline.settings import Settings
 
 __all__ = ["Bridge", "document_failed", "document_finished", "document_revoked", "run_bridge"]

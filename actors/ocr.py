@@ -19,7 +19,7 @@ from actors.broker import current_settings, setup_broker
 from actors.celery_results import document_failed, document_finished, document_revoked
 from actors.notify import notify_if_final
 from actors.postprocess import start_pipeline
-from pipeline import documents
+from pipeline import documents, standalone
 from pipeline.errors import (
     BadInputError,
     PagemillError,
@@ -131,7 +131,7 @@ async def ocr_page(
     if document_id is None:
         if storage_key is None:
             raise BadInputError("tasks.ocr_page needs document_id or storage_key")
-        return await documents.ocr_standalone_page(
+        return await standalone.ocr_standalone_page(
             ctx, storage_key, page_no, lang_hints=lang_hints or (), min_confidence=min_confidence, dpi=dpi
         )
     doc_id = documents.parse_document_id(document_id)

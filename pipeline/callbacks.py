@@ -95,7 +95,7 @@ def payload(document_id: uuid.UUID, status: str, error: str | None) -> bytes:
 
 async def set_callback_url(ctx: Context, document_id: uuid.UUID, url: str) -> None:
     """Remember where to POST the document's final status."""
-    await ctx.store.pool.execute("UPDATE documents SET callback_url = $2 WHERE id = $1", document_id, url)
+    await ctx.store.set_callback_url(document_id, url)
 
 
 async def wants_notification(ctx: Context, document_id: uuid.UUID) -> bool:

@@ -1,6 +1,7 @@
 """The steps of one document's life, each callable on its own (actors and tests call these).
 
     ingest_upload / register_source  -> a ``documents`` row (queued) and the source in storage
+                                        (pipeline.intake, re-exported here)
     prepare_document                 -> page count, one ``pages`` row per page, the text source of
                                         each (pipeline.textlayer): pages to OCR, pages to read
     record_text_pages                -> born-digital pages read from their text layer, no OCR
@@ -13,33 +14,32 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from pipeline import pdf, textlayer
 from pipeline.aggregate import DocumentResult, aggregate_document, page_to_json
 from pipeline.context import Context
-from pipeline.errors import (
-    BadInputError,
-    EngineUnavailableError,
-    LimitExceededError,
-    NotFoundError,
-    UnsupportedTypeError,
+from pipeline.errors import BadInputError, EngineUnavailableError, NotFoundError, UnsupportedTypeError
+
+# Re-exported: the document flow starts with intake (upload or a producer's stored file).
+from pipeline.intake import (  # noqa: F401
+    DOCUMENT_ID_NAMESPACE,
+    document_id_for_message,
+    ingest_upload,
+    register_source,
+    source_key,
 )
 from pipeline.jobs import Document, DocumentStatus, DonePage, PageOutcome, PageStatus, parse_id
 from pipeline.ocr import PageResult, get_engine, recognize_page
-from pipeline.outputs.formats import OUTPUTS, parse_outputs
+from pipeline.outputs.formats import OUTPUTS, requested_outputs
 from pipeline.pdf_output import build_layer, layer_key, store_searchable_pdf
-from pipeline.settings import Settings
-from pipeline.storage import adopt, fetch_cached, prune_now_and_then
+from pipeline.storage import fetch_cached, prune_now_and_then
 from pipeline.textlayer import OcrMode, PageLayer, Plan, TextSource
 from pipeline.thumbnails import thumbnail_key, thumbnail_png
 
@@ -47,13 +47,6 @@ log = structlog.get_logger(__name__)
 
 # Messages carry ids as strings; callers parse them here (malformed ids are NotFoundError).
 parse_document_id = parse_id
-# Document ids for producers that send only a storage_key: derived from the message id (the
-# Celery task id), so a redelivered message finds the row it made the first time.
-DOCUMENT_ID_NAMESPACE = uuid.UUID("6f1c3f64-5b7e-4d0a-9a53-4c1d2c8e7b10")
-
-# Bytes of the file head read to sniff its type: PDF readers accept junk before `%PDF-` within
-# the first 1024 bytes, and so does pipeline.pdf.sniff_type.
-SNIFF_BYTES = 1024
 # The engine name recorded for a document whose every page was read from its text layer.
 TEXT_LAYER_ENGINE = "text_layer"
 # Thumbnails of text-layer pages stored at once (S3 PUTs or local file writes in flight).
@@ -62,127 +55,9 @@ THUMBNAIL_WRITES = 16
 ACTIVE_STATES = (DocumentStatus.QUEUED, DocumentStatus.EXTRACTING, DocumentStatus.PROCESSING_CHUNKS)
 
 
-def document_id_for_message(message_id: str) -> uuid.UUID:
-    """The id of the document a storage_key message makes: the same for every delivery of it."""
-    return uuid.uuid5(DOCUMENT_ID_NAMESPACE, message_id)
-
-
-def source_key(document_id: uuid.UUID, kind: str) -> str:
-    """Where a document's source lives in storage."""
-    return f"documents/{document_id}/source.{kind}"
-
-
 def result_key(document_id: uuid.UUID, suffix: str) -> str:
     """Where a document's results live in storage (``txt``, ``json``, or an output's suffix)."""
     return f"documents/{document_id}/result.{suffix}"
-
-
-async def ingest_upload(
-    ctx: Context,
-    chunks: AsyncIterable[bytes],
-    *,
-    filename: str | None,
-    lang_hints: Sequence[str] = (),
-    min_confidence: float | None = None,
-    dpi: int | None = None,
-    options: dict[str, Any] | None = None,
-    document_id: uuid.UUID | None = None,
-) -> Document:
-    """Stream an upload into storage (sniffed, hashed, size-limited) and insert its row."""
-    doc_id = document_id or uuid.uuid4()
-    limit = ctx.settings.max_upload_bytes
-    it = aiter(chunks)
-    head = b""
-    async for chunk in it:
-        head += chunk
-        if len(head) >= SNIFF_BYTES:
-            break
-    kind = pdf.sniff_type(head)
-    digest = hashlib.sha256()
-    size = 0
-
-    async def counted() -> AsyncIterator[bytes]:
-        nonlocal size
-        for chunk in (head,):
-            size += len(chunk)
-            digest.update(chunk)
-            yield chunk
-        async for chunk in it:
-            size += len(chunk)
-            if size > limit:
-                raise LimitExceededError(
-                    f"upload is larger than the limit of {limit} bytes (PAGEMILL_MAX_UPLOAD_BYTES)"
-                )
-            digest.update(chunk)
-            yield chunk
-
-    key = source_key(doc_id, kind.value)
-    try:
-        await ctx.storage.put_stream(key, counted())
-    except LimitExceededError:
-        await ctx.storage.delete(key)
-        raise
-    doc = await ctx.store.create_document(
-        document_id=doc_id,
-        source_key=key,
-        filename=filename,
-        kind=kind.value,
-        sha256=digest.hexdigest(),
-        size_bytes=size,
-        lang_hints=list(lang_hints),
-        min_confidence=min_confidence,
-        dpi=dpi,
-        options=options,
-    )
-    log.info("document.ingested", document_id=str(doc.id), kind=kind.value, size_bytes=size, filename=filename)
-    return doc
-
-
-async def register_source(
-    ctx: Context,
-    storage_key: str,
-    *,
-    document_id: uuid.UUID,
-    lang_hints: Sequence[str] = (),
-    min_confidence: float | None = None,
-    dpi: int | None = None,
-    options: dict[str, Any] | None = None,
-) -> Document:
-    """Create the row for a file a producer already put in storage (Celery ``storage_key`` calls)."""
-    tmp = ctx.settings.cache_dir / f"register-{document_id}.tmp"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        await ctx.storage.get_to_file(storage_key, tmp)
-        digest, size, head = await asyncio.to_thread(_hash_file, tmp)
-        kind = pdf.sniff_type(head)
-        # Into the source cache: the split step reads it from there instead of downloading it again.
-        await asyncio.to_thread(adopt, tmp, digest, ctx.settings.cache_dir, f".{kind.value}")
-    finally:
-        tmp.unlink(missing_ok=True)
-    return await ctx.store.create_document(
-        document_id=document_id,
-        source_key=storage_key,
-        filename=storage_key.rsplit("/", 1)[-1],
-        kind=kind.value,
-        sha256=digest,
-        size_bytes=size,
-        lang_hints=list(lang_hints),
-        min_confidence=min_confidence,
-        dpi=dpi,
-        options=options,
-    )
-
-
-def _hash_file(path: Path) -> tuple[str, int, bytes]:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-        digest.update(head)
-        size = len(head)
-        while block := fh.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size, head
 
 
 async def _local_source(ctx: Context, doc: Document) -> Path:
@@ -435,37 +310,6 @@ async def process_page(ctx: Context, document_id: uuid.UUID, page_no: int) -> Pa
     return await _record_page(ctx, doc.id, page_no, result, plan, layer, thumbnail=thumbnail, started=started)
 
 
-async def ocr_standalone_page(
-    ctx: Context,
-    storage_key: str,
-    page_no: int,
-    *,
-    lang_hints: Sequence[str] = (),
-    min_confidence: float | None = None,
-    dpi: int | None = None,
-) -> dict[str, Any]:
-    """OCR one page of a stored file without a document record (Celery's stand-alone page call)."""
-    settings = ctx.settings
-    tmp = settings.cache_dir / f"page-{uuid.uuid4()}.tmp"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        await ctx.storage.get_to_file(storage_key, tmp)
-        engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(lang_hints))
-        min_conf = settings.min_confidence if min_confidence is None else min_confidence
-
-        def run() -> Any:
-            pdf.inspect_document(tmp, max_pages=settings.max_pages, max_page_pixels=settings.max_page_pixels,
-                                 dpi=dpi or settings.pdf_dpi)
-            image = pdf.render_page(tmp, page_no, dpi=dpi or settings.pdf_dpi, max_page_pixels=settings.max_page_pixels)
-            return recognize_page(engine, image, min_confidence=min_conf)
-
-        result = await asyncio.to_thread(run)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return {"storage_key": storage_key, "page_no": page_no, "engine": engine.name, "text": result.text,
-            **page_to_json(result)}
-
-
 async def fail_document(ctx: Context, document_id: uuid.UUID, reason: str) -> bool:
     """Mark a document that never got split ``error`` with ``reason``; False if it had moved on."""
     try:
@@ -490,15 +334,6 @@ async def record_page_failure(ctx: Context, document_id: uuid.UUID, page_no: int
     outcome = await ctx.store.finish_page(document_id, page_no, PageStatus.FAILED, error=reason)
     log.warning("page.failed", document_id=str(document_id), page_no=page_no, reason=reason)
     return outcome
-
-
-def requested_outputs(settings: Settings, doc: Document) -> tuple[str, ...]:
-    """The outputs besides text and JSON the document asked for (``outputs``), else PAGEMILL_OUTPUTS."""
-    value = doc.options.get("outputs") or settings.outputs
-    try:
-        return parse_outputs(value if isinstance(value, (str, list)) else str(value))
-    except ValueError as exc:
-        raise BadInputError(f"outputs: {exc}", document_id=str(doc.id)) from None
 
 
 def _needs_words(ctx: Context, doc: Document) -> bool:

@@ -24,6 +24,7 @@ import structlog
 from pipeline.artifacts import list_artifacts
 from pipeline.documents import postprocess_steps
 from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus, JobStore, PageStatus
+from pipeline.jobs.recovery import claim_lost_work
 from pipeline.storage import Storage
 
 log = structlog.get_logger(__name__)
@@ -59,80 +60,26 @@ class ReapPlan:
 async def reap(store: JobStore, *, age_s: int, max_resends: int) -> ReapPlan:
     """Find lost work; mark what was lost too often as failed. The caller sends the plan."""
     plan = ReapPlan()
-    async with store.pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """
-            UPDATE documents d SET resends = d.resends + 1, updated_at = now(),
-                   status = CASE WHEN d.resends >= $2 THEN 'error' ELSE d.status END,
-                   error = CASE WHEN d.resends >= $2
-                                THEN 'the document was never split into pages: its message was lost '
-                                     || (d.resends + 1) || ' times' ELSE d.error END,
-                   finished_at = CASE WHEN d.resends >= $2 THEN now() ELSE d.finished_at END
-             WHERE d.id IN (SELECT id FROM documents
-                             WHERE status IN ('queued', 'extracting') AND updated_at < now() - make_interval(secs => $1)
-                             ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-            RETURNING d.id, d.status
-            """,
-            float(age_s), max_resends, BATCH,
-        )  # fmt: skip
-        for row in rows:
-            if row["status"] == "error":
-                plan.documents_failed += 1
-            else:
-                plan.documents.append(row["id"])
-        rows = await conn.fetch(
-            """
-            UPDATE documents SET updated_at = now()
-             WHERE id IN (SELECT id FROM documents
-                           WHERE status = 'aggregating' AND updated_at < now() - make_interval(secs => $1)
-                           ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-            RETURNING id
-            """,
-            float(min(age_s, AGGREGATION_AGE_S)), BATCH,
-        )  # fmt: skip
-        plan.aggregations.extend(r["id"] for r in rows)
-        # Post-processing: silent (no status change, no new artifact) for longer than age_s, e.g. a
-        # worker died between aggregation's commit and sending the LLM chain, or a step was lost.
-        silent = await conn.fetch(
-            """
-            UPDATE documents SET updated_at = now()
-             WHERE id IN (SELECT d.id FROM documents d
-                           WHERE d.status = 'postprocessing'
-                             AND greatest(d.updated_at, (SELECT max(a.created_at) FROM artifacts a
-                                                          WHERE a.document_id = d.id))
-                                 < now() - make_interval(secs => $1)
-                           ORDER BY d.updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-            RETURNING id
-            """,
-            float(age_s), BATCH,
-        )  # fmt: skip
-        stale_pages = await conn.fetch(
-            """
-            SELECT p.document_id, p.page_no, p.resends FROM pages p JOIN documents d ON d.id = p.document_id
-             WHERE d.status = 'processing_chunks' AND p.status IN ('pending', 'running')
-               AND greatest(p.started_at, p.resent_at, d.updated_at) < now() - make_interval(secs => $1)
-             ORDER BY d.updated_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED
-            """,
-            float(age_s), BATCH,
-        )  # fmt: skip
-        resend = [(r["document_id"], r["page_no"]) for r in stale_pages if r["resends"] < max_resends]
-        await conn.executemany(
-            "UPDATE pages SET resends = resends + 1, resent_at = now() WHERE document_id = $1 AND page_no = $2",
-            resend,
-        )
-        plan.pages.extend(resend)
-    for row in silent:
-        plan.postprocessing.append(await _resume(store, row["id"]))
+    lost = await claim_lost_work(
+        store, age_s=age_s, max_resends=max_resends, batch=BATCH, aggregation_age_s=AGGREGATION_AGE_S
+    )
+    plan.documents.extend(lost.documents)
+    plan.documents_failed = lost.documents_failed
+    plan.aggregations.extend(lost.aggregations)
+    plan.pages.extend(lost.pages)
+    silent = lost.postprocessing
+    stale_pages = lost.pages_given_up
+    for document_id in silent:
+        plan.postprocessing.append(await _resume(store, document_id))
     # Pages lost too often fail through the barrier (outside the claim transaction: one each).
-    for r in stale_pages:
-        if r["resends"] >= max_resends:
-            outcome = await store.finish_page(
-                r["document_id"], r["page_no"], PageStatus.FAILED,
-                error=f"the page's message was lost {r['resends'] + 1} times (no worker finished it)",
-            )  # fmt: skip
-            plan.pages_failed += 1
-            if outcome.closed:
-                plan.aggregations.append(r["document_id"])
+    for document_id, page_no, resends in stale_pages:
+        outcome = await store.finish_page(
+            document_id, page_no, PageStatus.FAILED,
+            error=f"the page's message was lost {resends + 1} times (no worker finished it)",
+        )  # fmt: skip
+        plan.pages_failed += 1
+        if outcome.closed:
+            plan.aggregations.append(document_id)
     if (
         plan.documents or plan.pages or plan.aggregations or plan.postprocessing
         or plan.pages_failed or plan.documents_failed

@@ -60,14 +60,4 @@ async def fail_postprocessing(ctx: Context, document_id: uuid.UUID, reason: str)
     pages), if any. False when the document was not post-processing (cancelled, or already closed).
     """
     log.warning("postprocessing.failed", document_id=str(document_id), reason=reason)
-    row = await ctx.store.pool.fetchrow(
-        """
-        UPDATE documents
-           SET status = 'partial_error', updated_at = now(), finished_at = now(),
-               error = CASE WHEN error IS NULL OR error = '' THEN $2 ELSE error || '; ' || $2 END
-         WHERE id = $1 AND status = 'postprocessing'
-        RETURNING 1
-        """,
-        document_id, f"postprocessing failed: {reason}",
-    )  # fmt: skip
-    return row is not None
+    return await ctx.store.fail_postprocessing(document_id, f"postprocessing failed: {reason}")

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import BadInputError
+
+if TYPE_CHECKING:
+    from pipeline.jobs import Document
+    from pipeline.settings import Settings
 
 
 def _hocr(result: dict[str, Any]) -> str:
@@ -70,3 +76,12 @@ def parse_outputs(value: str | Iterable[object] | None) -> tuple[str, ...]:
         if item not in names:
             names.append(item)
     return tuple(names)
+
+
+def requested_outputs(settings: Settings, doc: Document) -> tuple[str, ...]:
+    """The outputs besides text and JSON ``doc`` asked for (``outputs``), else PAGEMILL_OUTPUTS."""
+    value = doc.options.get("outputs") or settings.outputs
+    try:
+        return parse_outputs(value if isinstance(value, (str, list)) else str(value))
+    except ValueError as exc:
+        raise BadInputError(f"outputs: {exc}", document_id=str(doc.id)) from None

@@ -1,187 +1,35 @@
-"""Job records on PostgreSQL: documents, pages, and the completion barrier.
+"""The job store on PostgreSQL: documents, pages, and the completion barrier.
 
 The barrier (DESIGN.md, flow step 4) lives here: one transaction per page result, a
 conditional UPDATE on the page, then a counter UPDATE on the document whose row lock
 serialises the last pages. Exactly one transaction sees ``pages_finished = page_count`` and
-flips the document to ``aggregating``; the caller enqueues aggregation after commit.
+flips the document to ``aggregating``; the caller enqueues aggregation after commit. Every
+change of a document's or page's status goes through this class.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import asyncpg
 
 from pipeline import migrations
 from pipeline.errors import ConflictError, NotFoundError
-
-# Statement timeout for every job-store query, milliseconds: a stuck lock fails loudly.
-STATEMENT_TIMEOUT_MS = 30_000
-# Client-side limit per query, seconds: a connection whose packets vanish (no reset, no answer)
-# fails after this instead of hanging until the page time limit; longer than the server's own.
-COMMAND_TIMEOUT_S = STATEMENT_TIMEOUT_MS / 1000 + 15
-
-
-class DocumentStatus(StrEnum):
-    """Document states, as in the Celery systems pagemill replaces."""
-
-    PENDING = "pending"
-    QUEUED = "queued"
-    EXTRACTING = "extracting"
-    PROCESSING_CHUNKS = "processing_chunks"
-    AGGREGATING = "aggregating"
-    POSTPROCESSING = "postprocessing"
-    COMPLETED = "completed"
-    PARTIAL_ERROR = "partial_error"
-    ERROR = "error"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        """True when no more work will happen on the document."""
-        return self in FINAL_DOCUMENT_STATES
-
-
-FINAL_DOCUMENT_STATES = frozenset(
-    {DocumentStatus.COMPLETED, DocumentStatus.PARTIAL_ERROR, DocumentStatus.ERROR, DocumentStatus.CANCELLED}
+from pipeline.jobs.model import (
+    FINAL_DOCUMENT_STATES,
+    Document,
+    DocumentStatus,
+    DonePage,
+    Page,
+    PageOutcome,
+    PageStatus,
+    _document,
+    _page,
+    parse_id,
 )
-
-
-class PageStatus(StrEnum):
-    """Page states."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-    @property
-    def is_final(self) -> bool:
-        """True for done, failed and skipped."""
-        return self in (PageStatus.DONE, PageStatus.FAILED, PageStatus.SKIPPED)
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """One row of ``documents``."""
-
-    id: uuid.UUID
-    status: DocumentStatus
-    source_key: str
-    filename: str | None
-    kind: str | None
-    sha256: str | None
-    size_bytes: int | None
-    page_count: int | None
-    pages_finished: int
-    lang_hints: tuple[str, ...]
-    min_confidence: float | None
-    dpi: int | None
-    engine: str | None
-    error: str | None
-    options: dict[str, Any]
-    result_key: str | None
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One row of ``pages``."""
-
-    document_id: uuid.UUID
-    page_no: int
-    status: PageStatus
-    attempts: int
-    text: str | None
-    confidence: float | None
-    result: dict[str, Any] | None
-    error: str | None
-    duration_ms: int | None
-    resends: int = 0  # times the reaper re-sent this page's message
-
-
-@dataclass(frozen=True, slots=True)
-class DonePage:
-    """One page's result for ``JobStore.finish_pages_done``."""
-
-    page_no: int
-    text: str
-    confidence: float
-    result: dict[str, Any]
-    duration_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class PageOutcome:
-    """What recording one page result did to the barrier."""
-
-    counted: bool  # False: the page was already final (duplicate delivery), nothing changed
-    pages_finished: int
-    page_count: int
-    closed: bool  # True in exactly one transaction per document: enqueue aggregation
-
-
-def parse_id(value: str | uuid.UUID) -> uuid.UUID:
-    """Parse a document id, raising NotFoundError (not ValueError) for malformed ids."""
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFoundError(f"no document with id {str(value)[:80]!r}: ids are UUIDs") from None
-
-
-def _document(row: asyncpg.Record) -> Document:
-    return Document(
-        id=row["id"],
-        status=DocumentStatus(row["status"]),
-        source_key=row["source_key"],
-        filename=row["filename"],
-        kind=row["kind"],
-        sha256=row["sha256"],
-        size_bytes=row["size_bytes"],
-        page_count=row["page_count"],
-        pages_finished=row["pages_finished"],
-        lang_hints=tuple(row["lang_hints"] or ()),
-        min_confidence=row["min_confidence"],
-        dpi=row["dpi"],
-        engine=row["engine"],
-        error=row["error"],
-        options=row["options"] or {},
-        result_key=row["result_key"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-    )
-
-
-def _page(row: asyncpg.Record) -> Page:
-    return Page(
-        document_id=row["document_id"],
-        page_no=row["page_no"],
-        status=PageStatus(row["status"]),
-        attempts=row["attempts"],
-        text=row["text"],
-        confidence=row["confidence"],
-        result=row["result"],
-        error=row["error"],
-        duration_ms=row["duration_ms"],
-        resends=row["resends"],
-    )
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    for type_name in ("json", "jsonb"):
-        await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+from pipeline.jobs.pool import COMMAND_TIMEOUT_S, create_pool
 
 
 async def _advance_barrier(conn: asyncpg.Connection, document_id: uuid.UUID, counted: int) -> PageOutcome:
@@ -232,14 +80,7 @@ class JobStore:
         command_timeout_s: float = COMMAND_TIMEOUT_S,
     ) -> JobStore:
         """Open a pool whose connections use ``schema``; apply migrations unless told not to."""
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=1,
-            max_size=max_size,
-            command_timeout=command_timeout_s,
-            init=_init_connection,
-            server_settings={"search_path": schema, "statement_timeout": str(STATEMENT_TIMEOUT_MS)},
-        )
+        pool = await create_pool(dsn, schema=schema, max_size=max_size, command_timeout_s=command_timeout_s)
         store = cls(pool, schema)
         if migrate:
             await store.migrate()
@@ -384,6 +225,27 @@ class JobStore:
         return row is not None
 
     # --- pages -----------------------------------------------------------------------------------
+    async def set_callback_url(self, document_id: uuid.UUID, url: str) -> None:
+        """Where the document's final status is POSTed (pipeline.callbacks)."""
+        await self.pool.execute("UPDATE documents SET callback_url = $2 WHERE id = $1", document_id, url)
+
+    async def fail_postprocessing(self, document_id: uuid.UUID, error: str) -> bool:
+        """End a ``postprocessing`` document ``partial_error``, ``error`` appended to any it had.
+
+        False when the document was not post-processing (cancelled, or already closed).
+        """
+        row = await self.pool.fetchrow(
+            """
+            UPDATE documents
+               SET status = 'partial_error', updated_at = now(), finished_at = now(),
+                   error = CASE WHEN error IS NULL OR error = '' THEN $2 ELSE error || '; ' || $2 END
+             WHERE id = $1 AND status = 'postprocessing'
+            RETURNING 1
+            """,
+            document_id, error,
+        )  # fmt: skip
+        return row is not None
+
     async def get_page(self, document_id: uuid.UUID, page_no: int) -> Page:
         """Fetch one page or raise NotFoundError."""
         row = await self.pool.fetchrow(
