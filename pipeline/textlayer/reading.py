@@ -1,24 +1,4 @@
-"""PDF text layers: which pages already hold their text, and that text as lines with boxes.
-
-Most PDFs people upload are born digital: their text is in the file, exact, and reading it takes
-milliseconds, where OCR takes seconds and may get it wrong. Before a page is rendered, pdfium's
-text page tells us what each page carries, and ``plan_page`` decides where its text comes from:
-
-* ``text_layer``     visible text in fonts with a usable Unicode mapping: read it, never OCR it.
-* ``garbage_layer``  text whose extraction is junk: pdfium flags characters whose font has no
-                     Unicode mapping (glyph ids come out, ``3HQČåQt`` for ``Peněžní``), or the
-                     characters are unusable (private use, U+FFFD, controls) or byte-swapped
-                     (a ToUnicode map in the wrong byte order turns ``Mu`` into ``䴀甀``). OCR it.
-* ``ocr_layer``      most text is invisible (render mode 3, or clip-only 7): a scanner's or an OCR
-                     tool's layer over an image, of unknown quality. OCR it.
-* ``mostly_image``   a little visible text on a page that is mostly image (a scan with a stamped
-                     header): OCR it; ``redo`` keeps the real text and adds OCR lines around it.
-* ``image_only`` / ``no_text``  no text at all: OCR it (``no_text`` may be outlined glyphs).
-
-``ocr_mode`` ``force`` OCRs every page. Lines of a text-layer page are built from pdfium's
-characters (its generated line breaks and spaces, split again at wide gaps so two columns never
-share a line), with boxes in pixels of the page rendered at the document's dpi, as the reader
-sees the page (``/Rotate`` applied), so ``result.json`` has the same shape as for OCR.
+"""Reading text layers with pdfium: each page's kind, and its text as lines with boxes (one opening per file).
 
 Per-character pdfium calls cost ~2 µs each through ctypes, so only what is needed is asked:
 the text in one call, boxes at word edges, render mode and mapping errors on a sample.
@@ -31,14 +11,9 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import itertools
-import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pypdfium2 as pdfium
@@ -46,8 +21,9 @@ import pypdfium2.raw as pdfium_c
 
 from pipeline import pdf
 from pipeline.errors import UnreadableDocumentError
-from pipeline.ocr.base import Box, Line, PageResult, Word
-from pipeline.ocr.layout import bounds, reading_order
+from pipeline.ocr.base import Line
+from pipeline.textlayer.model import LayerKind, PageLayer
+from pipeline.textlayer.text import _SPACES, _SPECIAL, _line, _runs, _text_cover, _words
 from pipeline.thumbnails import THUMBNAIL_MAX_SIDE, thumbnail_png
 
 # Characters sampled per page for render mode and mapping checks (evenly spaced).
@@ -63,131 +39,8 @@ TEXT_COVER_MAX = 0.03
 IMAGE_ONLY_MIN = 0.1
 # A horizontal gap wider than this many line heights splits a line (two columns on one baseline).
 SPLIT_GAP = 2.0
-# Share of an OCR line's box that must lie under a real-text line for ``redo`` to drop it.
-REDO_OVERLAP = 0.5
 # Render modes that draw nothing (PDF 32000 table 106): 3 invisible, 7 add to clipping path only.
 INVISIBLE_MODES = frozenset({pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP})
-# Ligature code points pdfium passes through from ToUnicode maps become their letters (people search
-# for "fi"); NUL, BOM and pdfium's U+FFFE hyphen mark are dropped.
-_CLEAN = str.maketrans(
-    {
-        **{cp: unicodedata.normalize("NFKC", chr(cp)) for cp in range(0xFB00, 0xFB07)},
-        0: None,
-        0xFEFF: None,
-        0xFFFE: None,
-    }
-)
-_WORD = re.compile(r"\S+")
-_SPACES = re.compile(r"\s+")
-# Characters _CLEAN changes or pdfium's hyphen mark: a run holding one is cleaned word by word.
-_SPECIAL = re.compile("[\x00\ufeff\ufffe\ufb00-\ufb06]")
-
-
-class LayerKind(StrEnum):
-    """What a PDF page's text layer is (see the module docstring)."""
-
-    TEXT_LAYER = "text_layer"
-    GARBAGE_LAYER = "garbage_layer"
-    OCR_LAYER = "ocr_layer"
-    MOSTLY_IMAGE = "mostly_image"
-    IMAGE_ONLY = "image_only"
-    NO_TEXT = "no_text"
-
-
-class OcrMode(StrEnum):
-    """Where page text comes from: ``auto`` reads real text layers, ``force`` OCRs everything,
-    ``redo`` is ``auto`` that also keeps real text on pages it OCRs."""
-
-    AUTO = "auto"
-    FORCE = "force"
-    REDO = "redo"
-
-
-class TextSource(StrEnum):
-    """Where a page's text came from, recorded per page in ``result.json``."""
-
-    TEXT_LAYER = "text_layer"
-    OCR = "ocr"
-
-
-@dataclass(frozen=True, slots=True)
-class PageLayer:
-    """What one PDF page's text layer holds: its kind, why, and its visible text as lines."""
-
-    page_no: int
-    kind: LayerKind
-    reason: str
-    width: int  # px at the dpi asked for, as displayed (rotation applied)
-    height: int
-    lines: tuple[Line, ...] = ()  # visible text, not yet in reading order
-    stats: dict[str, float] = field(default_factory=dict)
-    thumbnail: bytes | None = None  # PNG preview, when asked for
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """Where one page's text will come from, and why (shown in progress, JSON and dashboard)."""
-
-    source: TextSource
-    reason: str
-    keep_text: bool = False  # ``redo``: merge the page's real text lines into its OCR result
-
-    def as_json(self, kind: LayerKind | None) -> dict[str, Any]:
-        """The ``source`` fields of a page in ``result.json``."""
-        out: dict[str, Any] = {"source": self.source.value, "source_reason": self.reason}
-        if kind is not None:
-            out["layer"] = kind.value
-        return out
-
-
-def plan_page(layer: PageLayer | None, mode: OcrMode) -> Plan:
-    """Decide where a page's text comes from; ``layer`` is None for images (always OCR)."""
-    if mode is OcrMode.FORCE:
-        return Plan(TextSource.OCR, "ocr_mode=force")
-    if layer is None:
-        return Plan(TextSource.OCR, "an image has no text layer")
-    if layer.kind is LayerKind.TEXT_LAYER:
-        return Plan(TextSource.TEXT_LAYER, layer.reason)
-    keep = (
-        mode is OcrMode.REDO
-        and bool(layer.lines)
-        and layer.kind in (LayerKind.OCR_LAYER, LayerKind.MOSTLY_IMAGE)
-    )
-    return Plan(
-        TextSource.OCR, layer.reason + ("; real text kept (ocr_mode=redo)" if keep else ""), keep_text=keep
-    )
-
-
-def layer_result(layer: PageLayer) -> PageResult:
-    """A text-layer page as a PageResult: its lines in reading order, confidence 1."""
-    return PageResult(lines=reading_order(layer.lines), width=layer.width, height=layer.height)
-
-
-def ocr_outside_real_text(ocr: PageResult, layer: PageLayer) -> PageResult:
-    """``redo``: the OCR result without the lines that lie under the page's real text lines.
-
-    Only when OCR kept the page as displayed (no quarter turn): boxes are then in the same frame;
-    otherwise ``ocr`` as it is.
-    """
-    if ocr.rotation != 0 or not layer.lines:
-        return ocr
-    real = bounds(layer.lines)
-    kept: list[Line] = []
-    for line, (x0, y0, x1, y1) in zip(ocr.lines, bounds(ocr.lines), strict=True):
-        area = max((x1 - x0) * (y1 - y0), 1e-6)
-        ix = (real[:, 2].clip(max=x1) - real[:, 0].clip(min=x0)).clip(min=0)
-        iy = (real[:, 3].clip(max=y1) - real[:, 1].clip(min=y0)).clip(min=0)
-        if float((ix * iy).sum()) / area < REDO_OVERLAP:
-            kept.append(line)
-    return dataclasses.replace(ocr, lines=tuple(kept))
-
-
-def merge_real_text(ocr: PageResult, layer: PageLayer) -> PageResult:
-    """``redo``: the page's real text lines, plus the OCR lines that do not lie under them."""
-    if ocr.rotation != 0 or not layer.lines:
-        return ocr
-    outside = ocr_outside_real_text(ocr, layer)
-    return dataclasses.replace(outside, lines=reading_order([*layer.lines, *outside.lines]))
 
 
 def analyze_pdf(
@@ -478,66 +331,6 @@ def _whole_line(
     x0, y0 = min(e[0] for e in edges), min(e[1] for e in edges)
     x1, y1 = max(e[2] for e in edges), max(e[3] for e in edges)
     return Line(text=line_text, confidence=1.0, box=((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
-
-
-def _runs(text: str) -> Iterable[tuple[int, int]]:
-    """(start, end) index ranges of pdfium's lines (it ends each with generated CR LF)."""
-    start = 0
-    for i, ch in enumerate(text):
-        if ch in "\r\n\u2029":
-            if i > start:
-                yield start, i
-            start = i + 1
-    if start < len(text):
-        yield start, len(text)
-
-
-def _words(text: str, start: int, end: int) -> Iterable[tuple[int, int, str]]:
-    """(first index, last index whose box counts, text) of each word in ``text[start:end]``.
-
-    pdfium marks a hyphen that breaks a word at a line end with U+FFFE and joins the halves
-    (``com\ufffepile``); like pdftotext we keep the joined word, boxed on its first line.
-    """
-    for match in _WORD.finditer(text, start, end):
-        i, j = match.span()
-        word = match.group()
-        cut = word.find("\ufffe")
-        last = j - 1 if cut < 0 else max(i, i + cut - 1)
-        cleaned = (_line_end_hyphens(word) if cut >= 0 else word).translate(_CLEAN)
-        if cleaned:
-            yield i, last, cleaned
-
-
-def _line_end_hyphens(word: str) -> str:
-    """pdfium's line-end hyphen marks (U+FFFE) dropped, except before a capital or a digit.
-
-    There the hyphen is part of the word (Franco-German, COVID-19), not a break pdfium saw.
-    """
-    out = []
-    for i, ch in enumerate(word):
-        if ch != "\ufffe":
-            out.append(ch)
-        elif i + 1 < len(word) and (word[i + 1].isupper() or word[i + 1].isdigit()):
-            out.append("-")
-    return "".join(out)
-
-
-def _line(words: Sequence[tuple[str, tuple[float, float, float, float]]], *, with_words: bool = False) -> Line:
-    x0 = min(w[1][0] for w in words)
-    y0 = min(w[1][1] for w in words)
-    x1 = max(w[1][2] for w in words)
-    y1 = max(w[1][3] for w in words)
-    box: Box = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
-    boxed = tuple(Word(text, 1.0, word_box) for text, word_box in words) if with_words else ()
-    return Line(text=" ".join(w[0] for w in words), confidence=1.0, box=box, words=boxed)
-
-
-def _text_cover(lines: Sequence[Line], width: int, height: int) -> float:
-    if not lines or width <= 0 or height <= 0:
-        return 0.0
-    rects = bounds(lines)
-    area = float(((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])).sum())
-    return float(min(1.0, area / (width * height)))
 
 
 def _image_cover(page: pdfium.PdfPage) -> float:
