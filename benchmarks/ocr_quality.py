@@ -176,7 +176,7 @@ def _describe(profile: str) -> dict[str, Any]:
     """The models (and cascade threshold) of an onnx profile, for the report."""
     from dataclasses import asdict
 
-    from pipeline.ocr.onnx import PROFILES
+    from pipeline.ocr.profiles import PROFILES
 
     chosen = PROFILES.get(profile)
     return {k: v for k, v in asdict(chosen).items() if v is not None} if chosen else {}
@@ -202,7 +202,7 @@ def main() -> None:
     engines: list[str] = []
     for engine in args.engines.split(","):
         if engine == "onnx":
-            from pipeline.ocr.onnx import PROFILES
+            from pipeline.ocr.profiles import PROFILES
 
             engines += [f"onnx:{p}" for p in (args.profiles.split(",") if args.profiles else PROFILES)]
         else:

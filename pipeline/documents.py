@@ -39,6 +39,7 @@ from pipeline.jobs import Document, DocumentStatus, DonePage, PageOutcome, PageS
 from pipeline.ocr import PageResult, get_engine, recognize_page
 from pipeline.outputs.formats import OUTPUTS, requested_outputs
 from pipeline.pdf_output import build_layer, layer_key, store_searchable_pdf
+from pipeline.sniff import DocumentKind
 from pipeline.storage import fetch_cached, prune_now_and_then
 from pipeline.textlayer import OcrMode, PageLayer, Plan, TextSource
 from pipeline.thumbnails import thumbnail_key, thumbnail_png
@@ -112,7 +113,7 @@ async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf:
     await ctx.store.set_status(doc.id, DocumentStatus.EXTRACTING, expect=[DocumentStatus.QUEUED])
     settings = ctx.settings
     try:
-        if require_pdf and doc.kind != pdf.DocumentKind.PDF:
+        if require_pdf and doc.kind != DocumentKind.PDF:
             raise UnsupportedTypeError(
                 f"tasks.ocr_pdf_document needs a PDF, but the file is {doc.kind}; send it to tasks.ocr_document",
                 document_id=str(doc.id),
@@ -128,7 +129,7 @@ async def prepare_document(ctx: Context, document_id: uuid.UUID, *, require_pdf:
             dpi=_dpi(ctx, doc),
         )
         layers: dict[int, PageLayer] = {}
-        if info.kind is pdf.DocumentKind.PDF and mode is not OcrMode.FORCE:
+        if info.kind is DocumentKind.PDF and mode is not OcrMode.FORCE:
             found = await asyncio.to_thread(
                 textlayer.analyze_pdf, path, dpi=_dpi(ctx, doc), thumbnails=True, words=_needs_words(ctx, doc)
             )
@@ -271,7 +272,7 @@ async def process_page(ctx: Context, document_id: uuid.UUID, page_no: int) -> Pa
     mode = ocr_mode(ctx, doc)
     dpi = _dpi(ctx, doc)
     layer: PageLayer | None = None
-    if doc.kind == pdf.DocumentKind.PDF and mode is not OcrMode.FORCE:
+    if doc.kind == DocumentKind.PDF and mode is not OcrMode.FORCE:
         # Cheap (milliseconds): the same decision the split made, and the real text ``redo`` keeps.
         found = await asyncio.to_thread(
             textlayer.analyze_pdf, path, dpi=dpi, page_numbers=[page_no], thumbnails=True, words=_needs_words(ctx, doc)

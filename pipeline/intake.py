@@ -15,10 +15,10 @@ from typing import Any
 
 import structlog
 
-from pipeline import pdf
 from pipeline.context import Context
 from pipeline.errors import LimitExceededError
 from pipeline.jobs import Document
+from pipeline.sniff import sniff_type
 from pipeline.storage import adopt
 
 log = structlog.get_logger(__name__)
@@ -28,7 +28,7 @@ log = structlog.get_logger(__name__)
 DOCUMENT_ID_NAMESPACE = uuid.UUID("6f1c3f64-5b7e-4d0a-9a53-4c1d2c8e7b10")
 
 # Bytes of the file head read to sniff its type: PDF readers accept junk before `%PDF-` within
-# the first 1024 bytes, and so does pipeline.pdf.sniff_type.
+# the first 1024 bytes, and so does pipeline.sniff.sniff_type.
 SNIFF_BYTES = 1024
 
 
@@ -62,7 +62,7 @@ async def ingest_upload(
         head += chunk
         if len(head) >= SNIFF_BYTES:
             break
-    kind = pdf.sniff_type(head)
+    kind = sniff_type(head)
     digest = hashlib.sha256()
     size = 0
 
@@ -119,7 +119,7 @@ async def register_source(
     try:
         await ctx.storage.get_to_file(storage_key, tmp)
         digest, size, head = await asyncio.to_thread(_hash_file, tmp)
-        kind = pdf.sniff_type(head)
+        kind = sniff_type(head)
         # Into the source cache: the split step reads it from there instead of downloading it again.
         await asyncio.to_thread(adopt, tmp, digest, ctx.settings.cache_dir, f".{kind.value}")
     finally:

@@ -19,7 +19,8 @@ import pytest
 
 from pipeline.errors import EngineUnavailableError
 from pipeline.ocr import OcrEngine, _ppocr, get_engine, recognize_page
-from pipeline.ocr.onnx import PROFILES, OnnxEngine, bundled_model_dir
+from pipeline.ocr.onnx import OnnxEngine, bundled_model_dir
+from pipeline.ocr.profiles import PROFILES
 from pipeline.ocr.scoring import cer, score
 from pipeline.settings import ExplicitSettings
 from tests.pipeline.ocr.conftest import THREADS, load_scan, truth
