@@ -37,6 +37,7 @@ from pipeline.errors import (
 from pipeline.jobs import Document, DocumentStatus, DonePage, PageOutcome, PageStatus, parse_id
 from pipeline.ocr import PageResult, get_engine, recognize_page
 from pipeline.outputs.formats import OUTPUTS, parse_outputs
+from pipeline.postprocess import parse_steps
 from pipeline.settings import Settings
 from pipeline.storage import fetch_cached
 from pipeline.textlayer import OcrMode, PageLayer, Plan, TextSource
@@ -123,7 +124,7 @@ async def ingest_upload(
         lang_hints=list(lang_hints),
         min_confidence=min_confidence,
         dpi=dpi,
-        options=options,
+        options=with_default_steps(ctx.settings, options),
     )
     log.info("document.ingested", document_id=str(doc.id), kind=kind.value, size_bytes=size, filename=filename)
     return doc
@@ -158,7 +159,7 @@ async def register_source(
         lang_hints=list(lang_hints),
         min_confidence=min_confidence,
         dpi=dpi,
-        options=options,
+        options=with_default_steps(ctx.settings, options),
     )
 
 
@@ -475,6 +476,13 @@ def requested_outputs(settings: Settings, doc: Document) -> tuple[str, ...]:
 def _needs_words(ctx: Context, doc: Document) -> bool:
     """Whether the outputs asked for place words (hOCR, ALTO): text layers then keep word boxes."""
     return any(OUTPUTS[name].words for name in requested_outputs(ctx.settings, doc))
+
+
+def with_default_steps(settings: Settings, options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``options`` with PAGEMILL_POSTPROCESS as its steps when it names none (an explicit list, even empty, stays)."""
+    if not settings.postprocess or (options and "postprocess" in options):
+        return options
+    return {**(options or {}), "postprocess": list(parse_steps(settings.postprocess))}
 
 
 def postprocess_steps(doc: Document) -> list[str]:
