@@ -28,6 +28,18 @@ HNSW_EF_CONSTRUCTION = 64
 # pgvector's HNSW indexes at most 2,000 dimensions of type vector.
 MAX_INDEXED_DIMS = 2000
 
+MISSING_REASON = (
+    "the PostgreSQL extension pgvector ('vector') is not installed on this database server, so "
+    "documents cannot be embedded or searched by meaning: install it (Debian/Ubuntu package "
+    "postgresql-<version>-pgvector, or a managed PostgreSQL that offers pgvector; the embedded "
+    "pgserver has it) and restart pagemill. Full-text search (mode=text) works without it"
+)
+NOT_CREATED_REASON = (
+    "the PostgreSQL extension pgvector ('vector') is available but pagemill may not create it: "
+    "have a superuser run CREATE EXTENSION vector SCHEMA public; in this database, then restart "
+    "pagemill. Full-text search (mode=text) works without it"
+)
+
 _known: weakref.WeakKeyDictionary[JobStore, VectorSupport] = weakref.WeakKeyDictionary()
 _indexed: weakref.WeakKeyDictionary[JobStore, set[int]] = weakref.WeakKeyDictionary()
 
@@ -78,6 +90,12 @@ async def _probe(store: JobStore) -> tuple[str | None, str | None, bool, bool]:
     return row["schema"], row["version"], row["available"], row["has_column"]
 
 
+async def pgvector_status(store: JobStore) -> tuple[bool, str | None]:
+    """Whether the server offers pgvector, and the version installed in this database (None if not)."""
+    _schema, version, available, _has_column = await _probe(store)
+    return available, version
+
+
 async def vector_support(store: JobStore) -> VectorSupport:
     """pgvector as this job store can use it, or VectorUnavailableError saying why not."""
     known = _known.get(store)
@@ -89,18 +107,9 @@ async def vector_support(store: JobStore) -> VectorSupport:
             await conn.execute(ENABLE_VECTOR)  # installed since migrating: create what migration 6 skipped
         schema, version, available, has_column = await _probe(store)
     if not available:
-        raise VectorUnavailableError(
-            "the PostgreSQL extension pgvector ('vector') is not installed on this database server, so "
-            "documents cannot be embedded or searched by meaning: install it (Debian/Ubuntu package "
-            "postgresql-<version>-pgvector, or a managed PostgreSQL that offers pgvector; the embedded "
-            "pgserver has it) and restart pagemill. Full-text search (mode=text) works without it"
-        )
+        raise VectorUnavailableError(MISSING_REASON)
     if not (schema and has_column):
-        raise VectorUnavailableError(
-            "the PostgreSQL extension pgvector ('vector') is available but pagemill may not create it: "
-            "have a superuser run CREATE EXTENSION vector SCHEMA public; in this database, then restart "
-            "pagemill. Full-text search (mode=text) works without it"
-        )
+        raise VectorUnavailableError(NOT_CREATED_REASON)
     support = VectorSupport(schema=schema, version=version or "?")
     _known[store] = support
     return support
