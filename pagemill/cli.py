@@ -341,7 +341,7 @@ def search(query: str, limit: int, statuses: tuple[str, ...], tag: str | None, m
             try:
                 return await run_search(
                     store, query, embed=embed, mode=SearchMode(mode), limit=limit, statuses=statuses,
-                    tag=tag, ef_search=live.search_ef_search,
+                    tag=tag, ef_search=live.search_ef_search, min_similarity=live.search_min_similarity,
                 )  # fmt: skip
             finally:
                 for client in clients:

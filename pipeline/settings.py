@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     chunk_chars: int = Field(1000, ge=100, le=20_000, validation_alias=_env("PAGEMILL_CHUNK_CHARS"))
     # HNSW candidate list size per search (pgvector's hnsw.ef_search): recall against latency.
     search_ef_search: int = Field(100, ge=1, le=1000, validation_alias=_env("PAGEMILL_SEARCH_EF_SEARCH"))
+    # Vector matches less similar than this (cosine, -1..1) are dropped; 0 keeps all but the opposite.
+    # Model-dependent: unrelated texts score ~0.1-0.3 with OpenAI's text-embedding-3 models.
+    search_min_similarity: float = Field(0.0, ge=-1.0, le=1.0, validation_alias=_env("PAGEMILL_SEARCH_MIN_SIMILARITY"))
 
     # --- completion callbacks (upload field callback_url) ------------------------------------------
     # HMAC-SHA256 key of the X-Pagemill-Signature header; uploads with a callback_url need it.

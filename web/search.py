@@ -97,6 +97,7 @@ async def search_documents(request: Request) -> Response:
         statuses=statuses,
         tag=tag.strip() if tag is not None else None,
         ef_search=state.settings.search_ef_search,
+        min_similarity=state.settings.search_min_similarity,
     )
     return JSONResponse(results.to_json())
 

@@ -163,7 +163,7 @@ def _filters(first_param: int, statuses: Sequence[str], tag: str | None) -> tupl
 
 async def _vector_ranks(
     conn: asyncpg.Connection, support: VectorSupport, vector: list[float], *,
-    k: int, ef_search: int, statuses: Sequence[str], tag: str | None,
+    k: int, ef_search: int, min_similarity: float, statuses: Sequence[str], tag: str | None,
 ) -> dict[tuple[uuid.UUID, int], tuple[int, float]]:  # fmt: skip
     dims = len(vector)
     expression = index_expression(support, dims)
@@ -177,7 +177,8 @@ async def _vector_ranks(
         f"WHERE c.dims = {int(dims)}{where} ORDER BY distance LIMIT $2",
         vector, k, *params,
     )  # fmt: skip
-    return {(r["document_id"], r["chunk_no"]): (n, 1.0 - r["distance"]) for n, r in enumerate(rows, 1)}
+    close = [r for r in rows if 1.0 - r["distance"] >= min_similarity]
+    return {(r["document_id"], r["chunk_no"]): (n, 1.0 - r["distance"]) for n, r in enumerate(close, 1)}
 
 
 async def _text_ranks(
@@ -219,6 +220,7 @@ async def search(
     statuses: Sequence[str] = (),
     tag: str | None = None,
     ef_search: int = 100,
+    min_similarity: float = 0.0,
 ) -> SearchResults:
     """Documents matching ``query``, best first (VectorUnavailableError without pgvector, unless text mode)."""
     text, statuses = check_query(query, limit=limit, statuses=statuses, tag=tag)
@@ -231,7 +233,9 @@ async def search(
         raise SearchQueryError(f"mode={mode.value} needs an embedding model to embed the query")
     async with store.pool.acquire() as conn, conn.transaction(readonly=True):
         if support is not None and vector is not None:
-            vector_hits = await _vector_ranks(conn, support, vector, k=k, ef_search=ef_search, statuses=statuses, tag=tag)
+            vector_hits = await _vector_ranks(
+                conn, support, vector, k=k, ef_search=ef_search, min_similarity=min_similarity, statuses=statuses, tag=tag
+            )
         if mode is not SearchMode.VECTOR:
             text_hits = await _text_ranks(conn, text, k=k, statuses=statuses, tag=tag)
         fused: dict[tuple[uuid.UUID, int], float] = {}
