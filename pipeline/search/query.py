@@ -127,6 +127,8 @@ class SearchResults:
 
 def check_query(query: str, *, limit: int, statuses: Sequence[str], tag: str | None) -> tuple[str, list[str]]:
     """The query stripped and the statuses validated; SearchQueryError names the first bad parameter."""
+    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in query + (tag or "")):
+        raise SearchQueryError("q and tag must not contain control characters (such as NUL)")
     text = " ".join(query.split())
     if not text:
         raise SearchQueryError("q: the search text is empty; send e.g. q=invoice from acme")
