@@ -50,6 +50,9 @@ def test_default_steps_then_search_over_http(
     assert metadata["filename_suggestion"].endswith(".pdf") and "/" not in metadata["filename_suggestion"]
     assert metadata["document_type"] and metadata["language"] and isinstance(metadata["parties"], list)
     assert api.get(f"/api/documents/{skipped}/artifacts").json()["items"] == []  # postprocess=none
+    embedded = api.get(f"/api/documents/{volcano}/artifacts/embeddings").json()
+    assert embedded["chunks"] == 2 and embedded["pages"] == [1, 2] and embedded["dims"] == 256
+    assert embedded["tokens"] == embedded["usage"]["total_tokens"] > 0
 
     found = api.get("/api/search", params={"q": "what comes out when volcanoes erupt"})
     assert found.status_code == 200, found.text
