@@ -130,25 +130,31 @@ def pagemill_startup(work: Path, profile: str, ocr_threads: int | None) -> float
     return wall
 
 
-def run_ocrmypdf(pdf: Path, work: Path, jobs: int) -> dict[str, Any]:
-    """``ocrmypdf --force-ocr`` on the PDF: wall, CPU and text per page (``pdftotext -raw``)."""
-    out = work / "ocrmypdf.pdf"
-    cmd = [str(BIN / "ocrmypdf"), "-j", str(jobs), "--force-ocr", "--output-type", "pdf", "--optimize", "0",
-           "-l", TESSERACT_LANGS, "--quiet", str(pdf), str(out)]  # fmt: skip
-    wall, cpu = _timed(cmd, dict(os.environ))
+def pdf_texts(pdf: Path) -> list[str]:
+    """Each page's text as ``pdftotext -raw`` reads it (in the order it was written)."""
     from pypdf import PdfReader
 
     texts = []
-    for n in range(1, len(PdfReader(out).pages) + 1):
+    for n in range(1, len(PdfReader(pdf).pages) + 1):
         proc = subprocess.run(
-            ["pdftotext", "-raw", "-enc", "UTF-8", "-f", str(n), "-l", str(n), str(out), "-"],
+            ["pdftotext", "-raw", "-enc", "UTF-8", "-f", str(n), "-l", str(n), str(pdf), "-"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         texts.append(proc.stdout)
+    return texts
+
+
+def run_ocrmypdf(pdf: Path, work: Path, jobs: int, *, force: bool = True) -> dict[str, Any]:
+    """``ocrmypdf [--force-ocr]`` on the PDF: wall, CPU, output and text per page (``pdftotext -raw``)."""
+    out = work / "ocrmypdf.pdf"
+    cmd = [str(BIN / "ocrmypdf"), "-j", str(jobs), *(["--force-ocr"] if force else []), "--output-type", "pdf",
+           "--optimize", "0", "-l", TESSERACT_LANGS, "--quiet", str(pdf), str(out)]  # fmt: skip
+    wall, cpu = _timed(cmd, dict(os.environ))
     version = subprocess.run(
         [str(BIN / "ocrmypdf"), "--version"], capture_output=True, text=True, check=False
     )
-    return {"wall_s": wall, "cpu_s": cpu, "texts": texts, "engine": f"ocrmypdf {version.stdout.strip()}"}
+    return {"wall_s": wall, "cpu_s": cpu, "texts": pdf_texts(out), "engine": f"ocrmypdf {version.stdout.strip()}",
+            "output": out}  # fmt: skip
 
 
 def scored(run: dict[str, Any], truths: list[str]) -> dict[str, Any]:

@@ -49,8 +49,9 @@ def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
-# --format name -> (file suffix, writer of the document result JSON).
-FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+# --format name -> (file suffix, writer of the document result JSON, or None: the file aggregation
+# stored, fetched from storage, e.g. the searchable PDF).
+FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], str] | None]] = {
     "text": ("txt", _text),
     "json": ("json", _json),
     **{name: (output.suffix, output.write) for name, output in OUTPUTS.items()},
@@ -109,6 +110,7 @@ async def _ocr_files(
     langs: tuple[str, ...],
     *,
     ocr_mode: str | None = None,
+    stored: tuple[str, ...] = (),
     anki: Path | None = None,
 ) -> dict[Path, object]:
     from actors.ocr import ocr_document
@@ -122,6 +124,8 @@ async def _ocr_files(
         options: dict[str, object] = {"postprocess": ["flashcards"]} if anki else {}
         if ocr_mode is not None:
             options["ocr_mode"] = ocr_mode
+        if stored:
+            options["outputs"] = list(stored)
         for path in files:
             try:
                 doc = await documents.ingest_upload(
@@ -149,7 +153,9 @@ async def _ocr_files(
         for path, doc in outcomes.items():
             if isinstance(doc, PagemillError) or doc.result_key is None:  # type: ignore[attr-defined]
                 continue
-            outcomes[path] = (doc, json.loads(await ctx.storage.get_bytes(doc.result_key)))  # type: ignore[attr-defined]
+            data = json.loads(await ctx.storage.get_bytes(doc.result_key))  # type: ignore[attr-defined]
+            keys = {name: documents.result_key(doc.id, FORMATS[name][0]) for name in stored}  # type: ignore[attr-defined]
+            outcomes[path] = (doc, data, {name: await ctx.storage.get_bytes(key) for name, key in keys.items()})
         if anki is not None and not await _write_apkg(ctx, outcomes, anki):
             outcomes[anki] = PagemillError(f"{anki} was not written")
     finally:
@@ -184,10 +190,11 @@ def main() -> None:
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Write <stem>.txt/.json here.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Write <stem>.<format> here.")
 @click.option(
     "--format", "fmts", type=click.Choice(list(FORMATS)), multiple=True,
-    help="text (default), json, hocr, alto, md; repeat it for several (written to files, see --out).",
+    help="text (default), json, pdf (searchable), hocr, alto, md; repeat it for several (written to "
+    "files, see --out; a PDF never overwrites its input: a.pdf -> a.ocr.pdf).",
 )  # fmt: skip
 @click.option("--lang", "langs", multiple=True, help="Language hint (repeatable), before PADDLEOCR_LANG.")
 @click.option("--threads", default=2, show_default=True, help="Worker threads for the in-process worker.")
@@ -225,7 +232,8 @@ def ocr(
                 "OPENAI_BASE_URL at an OpenAI-compatible server and set OPENAI_API_KEY to any value it accepts"
             )
     with _runtime(settings, worker=True, threads=threads, llm=anki is not None) as live:
-        outcomes = asyncio.run(_ocr_files(live, list(files), langs, ocr_mode=ocr_mode, anki=anki))
+        stored = tuple(f for f in fmts if FORMATS[f][1] is None)  # made by aggregation, fetched
+        outcomes = asyncio.run(_ocr_files(live, list(files), langs, ocr_mode=ocr_mode, stored=stored, anki=anki))
     failed = anki is not None and anki in outcomes  # the deck could not be made (reason printed)
     for path in files:
         outcome = outcomes.get(path)
@@ -238,20 +246,23 @@ def ocr(
             err.print(f"[red]{path}: {getattr(doc, 'status', 'unknown')}: {getattr(doc, 'error', '')}[/red]")
             failed = True
             continue
-        doc, data = outcome
+        doc, data, stored_files = outcome
         if doc.status.value != "completed":
             err.print(f"[yellow]{path}: {doc.status.value}: {doc.error}[/yellow]")
             failed = True
         for fmt in fmts or ("text",):
             suffix, render = FORMATS[fmt]
-            body = render(data)
-            if out_dir is None and len(files) == 1 and len(fmts) <= 1:
-                click.echo(body, nl=not body.endswith("\n"))
+            body = render(data).encode("utf-8") if render is not None else stored_files[fmt]
+            if render is not None and out_dir is None and len(files) == 1 and len(fmts) <= 1:
+                text = body.decode("utf-8")
+                click.echo(text, nl=not text.endswith("\n"))
                 continue
             target_dir = out_dir or Path.cwd()
             target_dir.mkdir(parents=True, exist_ok=True)
             target = target_dir / f"{path.stem}.{suffix}"
-            target.write_text(body, encoding="utf-8")
+            if target.resolve() == path.resolve():  # never write over the input (a.pdf -> a.ocr.pdf)
+                target = target_dir / f"{path.stem}.ocr.{suffix}"
+            target.write_bytes(body)
             err.print(f"{path} -> {target}")
     sys.exit(1 if failed else 0)
 

@@ -37,6 +37,7 @@ from pipeline.errors import (
 from pipeline.jobs import Document, DocumentStatus, DonePage, PageOutcome, PageStatus, parse_id
 from pipeline.ocr import PageResult, get_engine, recognize_page
 from pipeline.outputs.formats import OUTPUTS, parse_outputs
+from pipeline.pdf_output import build_layer, layer_key, store_searchable_pdf
 from pipeline.postprocess import parse_steps
 from pipeline.settings import Settings
 from pipeline.storage import fetch_cached
@@ -394,16 +395,28 @@ async def process_page(ctx: Context, document_id: uuid.UUID, page_no: int) -> Pa
     engine = await asyncio.to_thread(get_engine, settings, settings.merge_languages(doc.lang_hints))
     min_conf = doc.min_confidence if doc.min_confidence is not None else settings.min_confidence
 
-    def run() -> tuple[PageResult, bytes]:
+    wants_layer = any(OUTPUTS[name].layers for name in requested_outputs(settings, doc))
+
+    def run() -> tuple[PageResult, bytes, bytes | None]:
         image = pdf.render_page(path, page_no, dpi=dpi, max_page_pixels=settings.max_page_pixels)
         # Before OCR, which may turn the image it is given.
         thumbnail = layer.thumbnail if layer is not None and layer.thumbnail else thumbnail_png(image)
         result = recognize_page(engine, image, min_confidence=min_conf)
+        ocr_only = result
         if plan.keep_text and layer is not None:
+            # The searchable PDF keeps the page's real text: its layer has only what OCR added.
+            ocr_only = textlayer.ocr_outside_real_text(result, layer)
             result = textlayer.merge_real_text(result, layer)
-        return result, thumbnail
+        text_layer = None
+        if wants_layer:
+            size = (image.shape[1], image.shape[0])
+            text_layer = build_layer(page_to_json(ocr_only), size, document_id=doc.id, page_no=page_no)
+        return result, thumbnail, text_layer
 
-    result, thumbnail = await asyncio.to_thread(run)
+    result, thumbnail, text_layer = await asyncio.to_thread(run)
+    if text_layer is not None:
+        # Stored before the page is marked done, so aggregation finds every done page's layer.
+        await ctx.storage.put_bytes(layer_key(doc.id, page_no), text_layer)
     return await _record_page(ctx, doc.id, page_no, result, plan, layer, thumbnail=thumbnail, started=started)
 
 
@@ -510,12 +523,17 @@ async def finish_document(ctx: Context, document_id: uuid.UUID) -> DocumentResul
     pages = await ctx.store.list_pages(doc.id)
     result = aggregate_document(doc, pages)
     json_key = result_key(doc.id, "json")
-    await ctx.storage.put_bytes(result_key(doc.id, "txt"), result.text.encode("utf-8"))
-    await ctx.storage.put_bytes(json_key, json.dumps(result.data, ensure_ascii=False).encode("utf-8"))
     for name in requested_outputs(ctx.settings, doc):
         output = OUTPUTS[name]
+        key = result_key(doc.id, output.suffix)
+        if output.write is None:  # the searchable PDF: what it holds goes into result.json
+            report = await store_searchable_pdf(ctx, doc, pages, await _local_source(ctx, doc), key)
+            result.data.setdefault("outputs", {})[name] = report.as_json()
+            continue
         body = await asyncio.to_thread(output.write, result.data)
-        await ctx.storage.put_bytes(result_key(doc.id, output.suffix), body.encode("utf-8"))
+        await ctx.storage.put_bytes(key, body.encode("utf-8"))
+    await ctx.storage.put_bytes(result_key(doc.id, "txt"), result.text.encode("utf-8"))
+    await ctx.storage.put_bytes(json_key, json.dumps(result.data, ensure_ascii=False).encode("utf-8"))
     status = result.status
     if postprocess_steps(doc) and status is not DocumentStatus.ERROR:
         # Straight on to the LLM steps: the last one sets the final status (result.status), so

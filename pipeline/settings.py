@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # when several OCR processes share a machine (processes x threads = cores).
     ocr_threads: int = Field(0, ge=0, validation_alias=_env("PAGEMILL_OCR_THREADS"))
     # Which models the onnx engine runs (pipeline.ocr.onnx PROFILES): speed against accuracy.
-    # Outputs made besides text and JSON (pipeline.outputs.formats): comma list of hocr, alto, md.
+    # Outputs made besides text and JSON (pipeline.outputs.formats): comma list of pdf, hocr, alto, md.
     # The upload field / Celery kwarg ``outputs`` override it per document.
     outputs: str = Field("", max_length=200, validation_alias=_env("PAGEMILL_OUTPUTS"))
     ocr_profile: str = Field("cascade", pattern=r"^[a-z][a-z0-9_-]{0,31}$", validation_alias=_env("PAGEMILL_OCR_PROFILE"))

@@ -163,10 +163,11 @@ def layer_result(layer: PageLayer) -> PageResult:
     return PageResult(lines=reading_order(layer.lines), width=layer.width, height=layer.height)
 
 
-def merge_real_text(ocr: PageResult, layer: PageLayer) -> PageResult:
-    """``redo``: the page's real text lines, plus the OCR lines that do not lie under them.
+def ocr_outside_real_text(ocr: PageResult, layer: PageLayer) -> PageResult:
+    """``redo``: the OCR result without the lines that lie under the page's real text lines.
 
-    Only when OCR kept the page as displayed (no quarter turn); boxes are then in the same frame.
+    Only when OCR kept the page as displayed (no quarter turn): boxes are then in the same frame;
+    otherwise ``ocr`` as it is.
     """
     if ocr.rotation != 0 or not layer.lines:
         return ocr
@@ -178,15 +179,15 @@ def merge_real_text(ocr: PageResult, layer: PageLayer) -> PageResult:
         iy = (real[:, 3].clip(max=y1) - real[:, 1].clip(min=y0)).clip(min=0)
         if float((ix * iy).sum()) / area < REDO_OVERLAP:
             kept.append(line)
-    lines = reading_order([*layer.lines, *kept])
-    return PageResult(
-        lines=lines,
-        width=ocr.width,
-        height=ocr.height,
-        rotation=ocr.rotation,
-        skew=ocr.skew,
-        timings=ocr.timings,
-    )
+    return dataclasses.replace(ocr, lines=tuple(kept))
+
+
+def merge_real_text(ocr: PageResult, layer: PageLayer) -> PageResult:
+    """``redo``: the page's real text lines, plus the OCR lines that do not lie under them."""
+    if ocr.rotation != 0 or not layer.lines:
+        return ocr
+    outside = ocr_outside_real_text(ocr, layer)
+    return dataclasses.replace(outside, lines=reading_order([*layer.lines, *outside.lines]))
 
 
 def analyze_pdf(

@@ -292,7 +292,7 @@ async def upload(request: Request) -> Response:
               min_confidence: {type: number, minimum: 0, maximum: 1}
               postprocess: {type: string, description: "summary, flashcards, quiz, diagnostics, metadata, embeddings (comma list), or none"}
               callback_url: {type: string, description: "http(s) URL that gets the final status once, signed"}
-              outputs: {type: string, description: "besides text and JSON, comma list: hocr, alto, md"}
+              outputs: {type: string, description: "besides text and JSON, comma list: pdf (searchable), hocr, alto, md"}
               ocr_mode:
                 type: string
                 enum: [auto, force, redo]

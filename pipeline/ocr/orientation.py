@@ -101,18 +101,45 @@ def rotate(image: Image, rotation: int) -> Image:
     return np.ascontiguousarray(np.rot90(image, k=-turns))
 
 
+def _deskew_matrix(width: int, height: int, skew: float) -> tuple[npt.NDArray[np.float64], int, int]:
+    """The 2x3 affine that deskews a ``width`` x ``height`` image by ``skew``, and the canvas it needs."""
+    rad = math.radians(abs(skew))
+    new_w = math.ceil(width * math.cos(rad) + height * math.sin(rad))
+    new_h = math.ceil(height * math.cos(rad) + width * math.sin(rad))
+    # OpenCV's positive angle is counter-clockwise: undo a counter-clockwise skew with -skew.
+    matrix = np.asarray(cv2.getRotationMatrix2D((width / 2, height / 2), -skew, 1.0), dtype=np.float64)
+    matrix[0, 2] += (new_w - width) / 2
+    matrix[1, 2] += (new_h - height) / 2
+    return matrix, new_w, new_h
+
+
+def upright_transform(width: int, height: int, rotation: int, skew: float) -> npt.NDArray[np.float64]:
+    """The 3x3 matrix taking points of a ``width`` x ``height`` image to the page ``upright`` makes.
+
+    ``rotation`` and ``skew`` as a PageResult reports them (``skew`` 0 when none was applied).
+    Points are continuous pixel coordinates, y down; the inverse maps OCR boxes back onto the image.
+    """
+    turns = (rotation // 90) % 4
+    turn = {
+        0: [[1, 0, 0], [0, 1, 0]],
+        1: [[0, -1, height], [1, 0, 0]],  # 90 clockwise: (x, y) -> (height - y, x)
+        2: [[-1, 0, width], [0, -1, height]],
+        3: [[0, 1, 0], [-1, 0, width]],  # 270 clockwise: (x, y) -> (y, width - x)
+    }[turns]
+    out = np.vstack([np.array(turn, dtype=np.float64), [0.0, 0.0, 1.0]])
+    if abs(skew) >= MIN_DESKEW:
+        turned_w, turned_h = (height, width) if turns % 2 else (width, height)
+        matrix, _, _ = _deskew_matrix(turned_w, turned_h, skew)
+        out = np.vstack([matrix, [0.0, 0.0, 1.0]]) @ out
+    return out
+
+
 def deskew(image: Image, skew: float) -> Image:
     """``image`` turned back by ``skew`` degrees on a canvas grown so no corner is cut off."""
     if abs(skew) < MIN_DESKEW:
         return image
     height, width = image.shape[:2]
-    rad = math.radians(abs(skew))
-    new_w = math.ceil(width * math.cos(rad) + height * math.sin(rad))
-    new_h = math.ceil(height * math.cos(rad) + width * math.sin(rad))
-    # OpenCV's positive angle is counter-clockwise: undo a counter-clockwise skew with -skew.
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), -skew, 1.0)
-    matrix[0, 2] += (new_w - width) / 2
-    matrix[1, 2] += (new_h - height) / 2
+    matrix, new_w, new_h = _deskew_matrix(width, height, skew)
     background = tuple(
         int(v)
         for v in np.median(image[:: max(1, height // 64), :: max(1, width // 64)].reshape(-1, 3), axis=0)

@@ -1,8 +1,9 @@
 """The document outputs besides text and JSON, by the name clients ask for them with.
 
-``outputs=hocr,alto,md`` at upload (or the Celery kwarg ``outputs``, or PAGEMILL_OUTPUTS) makes
-aggregation also write ``documents/<id>/result.<suffix>`` from the document's result JSON.
-Adding a format is one entry in ``OUTPUTS``.
+``outputs=pdf,hocr,alto,md`` at upload (or the Celery kwarg ``outputs``, or PAGEMILL_OUTPUTS)
+makes aggregation also write ``documents/<id>/result.<suffix>``: the text formats from the
+document's result JSON, the searchable PDF from the source and the page layers the workers made
+(``pipeline.pdf_output``). Adding a text format is one entry in ``OUTPUTS``.
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ class Output:
     name: str
     suffix: str
     media_type: str
-    write: Callable[[dict[str, Any]], str]
+    write: Callable[[dict[str, Any]], str] | None  # None: not made from the JSON (the searchable PDF)
     words: bool = False  # places each word: PDF text layers are then read with word boxes
+    layers: bool = False  # OCR workers make each page's text layer for it
 
 
 OUTPUTS: dict[str, Output] = {
+    "pdf": Output("pdf", "pdf", "application/pdf", None, layers=True),
     "hocr": Output("hocr", "hocr", "text/html; charset=utf-8", _hocr, words=True),
     "alto": Output("alto", "alto.xml", "application/xml; charset=utf-8", _alto, words=True),
     "md": Output("md", "md", "text/markdown; charset=utf-8", _markdown),

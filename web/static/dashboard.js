@@ -265,7 +265,7 @@ async function reloadDocument(id) {
 
 // --- one document ---------------------------------------------------------------------------------
 
-const OUTPUT_LABELS = [["md", "Markdown"], ["hocr", "hOCR"], ["alto", "ALTO XML"]];
+const OUTPUT_LABELS = [["pdf", "Searchable PDF"], ["md", "Markdown"], ["hocr", "hOCR"], ["alto", "ALTO XML"]];
 
 function renderDetailHeader(doc) {
   $("detail-title").textContent = doc.filename || doc.id;
@@ -279,7 +279,7 @@ function renderDetailHeader(doc) {
   const links = [];
   if (doc.status === "completed" || doc.status === "partial_error" || doc.result) {
     links.push(["Text", `${docPath(doc.id)}/text`], ["result.json", `${docPath(doc.id)}/result.json`]);
-    // The outputs the upload asked for (outputs=md,hocr,alto): the API lists them in links.
+    // The outputs the upload asked for (outputs=pdf,md,hocr,alto): the API lists them in links.
     for (const [key, label] of OUTPUT_LABELS) {
       if (doc.links && doc.links[key]) links.push([label, doc.links[key]]);
     }
