@@ -332,10 +332,14 @@ def search(query: str, limit: int, statuses: tuple[str, ...], tag: str | None, m
     """Find documents by meaning and exact words (needs the embeddings step run on them)."""
     from pagemill.embedded import embedded_services
     from pipeline.jobs import JobStore
+    from pipeline.logs import setup_logging
     from pipeline.search.query import SearchMode, SearchResults
     from pipeline.search.query import search as run_search
 
-    with embedded_services(Settings(), redis=False) as live:  # the job store only: no broker
+    settings = Settings()
+    # Logs on stderr, warnings only unless asked for: stdout is the results (--json is piped).
+    setup_logging(level=settings.log_level if settings.log_level != "INFO" else "WARNING", fmt=settings.log_format)
+    with embedded_services(settings, redis=False) as live:  # the job store only: no broker
 
         async def find() -> SearchResults:
             from pipeline.llm.client import LlmClient
