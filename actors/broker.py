@@ -24,6 +24,7 @@ from periodiq import PeriodiqMiddleware
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from actors import runtime
 from actors.celery_results import CeleryResults
 from actors.middleware import LogContext, ProcessResources
 from pipeline.errors import PagemillError
@@ -111,6 +112,7 @@ def setup_broker(settings: Settings | None = None) -> RedisBroker:
     if _broker is None:
         _settings = settings or Settings()
         _broker = build_broker(_settings)
+        runtime.set_process_settings(_settings)
         dramatiq.set_broker(_broker)
     elif settings is not None and settings != _settings:
         raise RuntimeError("the broker is already set up with other settings; call setup_broker once per process")

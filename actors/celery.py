@@ -47,6 +47,7 @@ from actors.celery_results import (
     document_revoked,
     ensure_middleware,
 )
+from pipeline.documents import document_id_for_message
 from pipeline.settings import Settings
 
 __all__ = ["Bridge", "document_failed", "document_finished", "document_revoked", "run_bridge"]
@@ -230,11 +231,9 @@ class Bridge:
 
     @staticmethod
     def _document_id(task: CeleryTask) -> str:
-        """The document an OCR call works on: given, or derived from the message id (actors/ocr.py)."""
-        from actors.ocr import DOCUMENT_ID_NAMESPACE
-
+        """The document an OCR call works on: given, or derived from the message id (as actors/ocr.py does)."""
         given = task.kwargs.get("document_id") or (task.args[0] if task.args else None)
-        return str(given) if given else str(uuid.uuid5(DOCUMENT_ID_NAMESPACE, task.task_id))
+        return str(given) if given else str(document_id_for_message(task.task_id))
 
     def _enqueue_in(self, pipe: Any, message: dramatiq.Message[Any], delay: int | None) -> None:
         """RedisBroker.enqueue of a message _plan made, queued on ``pipe``: it commits with the LTRIM."""

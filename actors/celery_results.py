@@ -28,6 +28,8 @@ import structlog
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, Retries
 
+from actors import runtime
+
 log = structlog.get_logger(__name__)
 
 # Celery's key prefix for task results (celery/backends/base.py, KeyValueStoreBackend.task_keyprefix).
@@ -170,8 +172,6 @@ def writer_for(url: str) -> ResultWriter:
 
 
 def _results_url() -> str:
-    from actors import runtime  # late: runtime -> broker -> this module when broker.py lists us
-
     url = runtime.settings().results_url
     if url is None:
         raise RuntimeError("no Celery result backend: set CELERY_RESULT_BACKEND or REDIS_URL")

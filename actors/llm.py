@@ -30,18 +30,17 @@ from actors.postprocess import STEP_ACTORS
 from pipeline.artifacts import Artifact
 from pipeline.context import Context
 from pipeline.documents import finish_postprocessing
-from pipeline.errors import BadInputError, ConflictError, NotFoundError, PagemillError
+from pipeline.errors import PagemillError, PermanentError
 from pipeline.jobs import DocumentStatus, parse_id
 from pipeline.llm.client import LlmClient
-from pipeline.llm.errors import LlmAnswerError, LlmConfigError
 from pipeline.llm.steps import fail_postprocessing, run_product
-from pipeline.search import VectorUnavailableError, embed_document
+from pipeline.search import embed_document
 from pipeline.settings import Settings
 
 broker = setup_broker()
 DEFAULT_QUEUE = current_settings().default_queue
 # Errors that retrying cannot fix.
-PERMANENT = (BadInputError, NotFoundError, ConflictError, LlmConfigError, LlmAnswerError, VectorUnavailableError)
+PERMANENT = PermanentError  # every PagemillError that is not retryable (pipeline.errors)
 # Time limit of one product (several chunks, retries with Retry-After waits), milliseconds.
 PRODUCT_TIME_LIMIT_MS = 30 * 60 * 1000
 

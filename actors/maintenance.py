@@ -14,6 +14,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import dramatiq
+import structlog
 from periodiq import cron
 
 from actors import runtime
@@ -21,11 +22,13 @@ from actors.broker import current_settings, setup_broker
 from actors.postprocess import start_pipeline
 from pipeline.maintenance import purge_expired, reap
 from pipeline.stats import record_day
+from pipeline.storage import prune
 
 broker = setup_broker()
 import actors.ocr as ocr_actors
 
 DEFAULT_QUEUE = current_settings().default_queue
+log = structlog.get_logger(__name__)
 # Days before today the daily summary recomputes on each run (covers skipped runs).
 DAYS_RECOMPUTED = 3
 
@@ -64,6 +67,18 @@ async def purge_expired_documents() -> None:
         batch_size=settings.retention_batch,
         max_batches=settings.retention_max_batches,
     )
+
+
+@dramatiq.actor(
+    actor_name="tasks.prune_source_cache", queue_name=DEFAULT_QUEUE, periodic=cron("*/30 * * * *"), max_retries=0
+)
+async def prune_source_cache() -> None:
+    """Keep this machine's source-file cache within PAGEMILL_CACHE_MAX_AGE_HOURS and _MAX_BYTES."""
+    settings = runtime.settings()
+    removed, freed = await asyncio.to_thread(
+        prune, settings.cache_dir, max_bytes=settings.cache_max_bytes, max_age_s=settings.cache_max_age_hours * 3600
+    )
+    log.info("cache.pruned", files=removed, bytes=freed, cache_dir=str(settings.cache_dir))
 
 
 @dramatiq.actor(

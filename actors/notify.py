@@ -16,8 +16,8 @@ import httpx
 
 from actors import runtime
 from actors.broker import current_settings, setup_broker
-from pipeline.callbacks import CallbackRejectedError, deliver, wants_notification
-from pipeline.errors import NotFoundError
+from pipeline.callbacks import deliver, wants_notification
+from pipeline.errors import PermanentError
 from pipeline.jobs import parse_id
 
 broker = setup_broker()
@@ -30,7 +30,7 @@ CALLBACK_TIME_LIMIT_MS = 120_000
     actor_name="tasks.notify_callback",
     queue_name=current_settings().default_queue,
     max_retries=CALLBACK_MAX_RETRIES,
-    throws=(CallbackRejectedError, NotFoundError),
+    throws=PermanentError,  # CallbackRejectedError, NotFoundError, ...: retried only if retryable
     time_limit=CALLBACK_TIME_LIMIT_MS,
 )
 async def notify_callback(document_id: str, **_: Any) -> dict[str, Any]:

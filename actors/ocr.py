@@ -16,11 +16,15 @@ from dramatiq.middleware import CurrentMessage
 
 from actors import runtime
 from actors.broker import current_settings, setup_broker
-from actors.celery import document_failed, document_finished, document_revoked
+from actors.celery_results import document_failed, document_finished, document_revoked
 from actors.notify import notify_if_final
 from actors.postprocess import start_pipeline
 from pipeline import documents
-from pipeline.errors import BadInputError, EngineUnavailableError, NotFoundError, PagemillError
+from pipeline.errors import (
+    BadInputError,
+    PagemillError,
+    PermanentError,
+)
 from pipeline.jobs import DocumentStatus
 
 broker = setup_broker()
@@ -29,11 +33,8 @@ log = structlog.get_logger(__name__)
 
 OCR_QUEUE = _settings.ocr_queue
 DEFAULT_QUEUE = _settings.default_queue
-# Document ids for producers that send only a storage_key: derived from the message id, so a
-# redelivered message finds the row it made the first time instead of making a second one.
-DOCUMENT_ID_NAMESPACE = uuid.UUID("6f1c3f64-5b7e-4d0a-9a53-4c1d2c8e7b10")
-# Errors that retrying cannot fix.
-PERMANENT = (BadInputError, NotFoundError, EngineUnavailableError)
+# Errors that retrying cannot fix: every PagemillError that is not retryable (pipeline.errors).
+PERMANENT = PermanentError
 
 
 def _message_id() -> str:
@@ -55,7 +56,7 @@ async def _start(
     if document_id is not None:
         doc_id = documents.parse_document_id(document_id)
     elif storage_key is not None:
-        doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, _message_id())
+        doc_id = documents.document_id_for_message(_message_id())
         await documents.register_source(
             ctx, storage_key, document_id=doc_id, lang_hints=lang_hints or (),
             min_confidence=min_confidence, dpi=dpi, options=options,
@@ -66,7 +67,8 @@ async def _start(
     try:
         split = await documents.prepare_document(ctx, doc_id, require_pdf=require_pdf)
     except PagemillError as exc:
-        if not exc.retryable:  # rejected: the document is now ``error``
+        if not exc.retryable:  # rejected (prepare_document marked bad input): the document ends here
+            await documents.fail_document(ctx, doc_id, exc.reason)
             await notify_if_final(str(doc_id))
         raise
     if split.to_ocr:  # scans first, so other workers start on them while this one reads text layers
@@ -76,46 +78,35 @@ async def _start(
         await asyncio.to_thread(aggregate_document.send, document_id=str(doc_id))
 
 
-@dramatiq.actor(
-    actor_name="tasks.ocr_document",
-    queue_name=OCR_QUEUE,
-    throws=PERMANENT,
-    on_retry_exhausted="tasks.ocr_document_exhausted",
-)
-async def ocr_document(
-    document_id: str | None = None,
-    storage_key: str | None = None,
-    lang_hints: list[str] | None = None,
-    min_confidence: float | None = None,
-    dpi: int | None = None,
-    **options: Any,
-) -> None:
-    """Split a document into pages and fan out one ``tasks.ocr_page`` per page."""
-    await _start(
-        document_id, storage_key, require_pdf=False, lang_hints=lang_hints,
-        min_confidence=min_confidence, dpi=dpi, options=options,
-    )  # fmt: skip
+def _document_actor(name: str, *, require_pdf: bool, doc: str) -> Any:
+    """``tasks.ocr_document`` and ``tasks.ocr_pdf_document``: one split step, two task names."""
+
+    async def split(
+        document_id: str | None = None,
+        storage_key: str | None = None,
+        lang_hints: list[str] | None = None,
+        min_confidence: float | None = None,
+        dpi: int | None = None,
+        **options: Any,
+    ) -> None:
+        await _start(
+            document_id, storage_key, require_pdf=require_pdf, lang_hints=lang_hints,
+            min_confidence=min_confidence, dpi=dpi, options=options,
+        )  # fmt: skip
+
+    split.__name__ = name.removeprefix("tasks.")
+    split.__doc__ = doc
+    return dramatiq.actor(
+        split, actor_name=name, queue_name=OCR_QUEUE, throws=PERMANENT, on_retry_exhausted="tasks.ocr_document_exhausted"
+    )
 
 
-@dramatiq.actor(
-    actor_name="tasks.ocr_pdf_document",
-    queue_name=OCR_QUEUE,
-    throws=PERMANENT,
-    on_retry_exhausted="tasks.ocr_document_exhausted",
+ocr_document = _document_actor(
+    "tasks.ocr_document", require_pdf=False, doc="Split a document into pages and fan out one ``tasks.ocr_page`` per page."
 )
-async def ocr_pdf_document(
-    document_id: str | None = None,
-    storage_key: str | None = None,
-    lang_hints: list[str] | None = None,
-    min_confidence: float | None = None,
-    dpi: int | None = None,
-    **options: Any,
-) -> None:
-    """Like ``tasks.ocr_document`` but refuses anything that is not a PDF."""
-    await _start(
-        document_id, storage_key, require_pdf=True, lang_hints=lang_hints,
-        min_confidence=min_confidence, dpi=dpi, options=options,
-    )  # fmt: skip
+ocr_pdf_document = _document_actor(
+    "tasks.ocr_pdf_document", require_pdf=True, doc="Like ``tasks.ocr_document`` but refuses anything that is not a PDF."
+)
 
 
 @dramatiq.actor(
@@ -194,7 +185,7 @@ async def ocr_document_exhausted(message_data: dict[str, Any], retry_info: dict[
     if kwargs.get("document_id") is not None:
         doc_id = documents.parse_document_id(kwargs["document_id"])
     else:  # a storage_key message: the id derives from the message id, as in _start
-        doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, message_data["message_id"])
+        doc_id = documents.document_id_for_message(message_data["message_id"])
     ctx = await runtime.context()
     await documents.fail_document(ctx, doc_id, _exhausted_reason(message_data, retry_info))
     await notify_if_final(str(doc_id))

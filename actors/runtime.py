@@ -21,6 +21,13 @@ _lock = threading.Lock()
 _contexts: dict[asyncio.AbstractEventLoop, Context] = {}
 _opening: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 _override: Settings | None = None
+_process: Settings | None = None
+
+
+def set_process_settings(settings: Settings) -> None:
+    """The settings this process runs with (``actors.broker.setup_broker`` gives them once)."""
+    global _process
+    _process = settings
 
 
 def use_settings(settings: Settings | None) -> None:
@@ -30,10 +37,13 @@ def use_settings(settings: Settings | None) -> None:
 
 
 def settings() -> Settings:
-    """The settings pipeline steps run with."""
-    from actors.broker import current_settings
-
-    return _override or current_settings()
+    """The settings pipeline steps run with: a test's override, else the process's (from the environment)."""
+    global _process
+    if _override is not None:
+        return _override
+    if _process is None:
+        _process = Settings()
+    return _process
 
 
 def configure_logging() -> None:

@@ -40,7 +40,7 @@ from pipeline.outputs.formats import OUTPUTS, parse_outputs
 from pipeline.pdf_output import build_layer, layer_key, store_searchable_pdf
 from pipeline.postprocess import parse_steps
 from pipeline.settings import Settings
-from pipeline.storage import fetch_cached
+from pipeline.storage import adopt, fetch_cached, prune_now_and_then
 from pipeline.textlayer import OcrMode, PageLayer, Plan, TextSource
 from pipeline.thumbnails import thumbnail_key, thumbnail_png
 
@@ -48,6 +48,9 @@ log = structlog.get_logger(__name__)
 
 # Messages carry ids as strings; callers parse them here (malformed ids are NotFoundError).
 parse_document_id = parse_id
+# Document ids for producers that send only a storage_key: derived from the message id (the
+# Celery task id), so a redelivered message finds the row it made the first time.
+DOCUMENT_ID_NAMESPACE = uuid.UUID("6f1c3f64-5b7e-4d0a-9a53-4c1d2c8e7b10")
 
 # Bytes of the file head read to sniff its type: PDF readers accept junk before `%PDF-` within
 # the first 1024 bytes, and so does pipeline.pdf.sniff_type.
@@ -58,6 +61,11 @@ TEXT_LAYER_ENGINE = "text_layer"
 THUMBNAIL_WRITES = 16
 # Documents still able to take page work.
 ACTIVE_STATES = (DocumentStatus.QUEUED, DocumentStatus.EXTRACTING, DocumentStatus.PROCESSING_CHUNKS)
+
+
+def document_id_for_message(message_id: str) -> uuid.UUID:
+    """The id of the document a storage_key message makes: the same for every delivery of it."""
+    return uuid.uuid5(DOCUMENT_ID_NAMESPACE, message_id)
 
 
 def source_key(document_id: uuid.UUID, kind: str) -> str:
@@ -147,9 +155,11 @@ async def register_source(
     try:
         await ctx.storage.get_to_file(storage_key, tmp)
         digest, size, head = await asyncio.to_thread(_hash_file, tmp)
+        kind = pdf.sniff_type(head)
+        # Into the source cache: the split step reads it from there instead of downloading it again.
+        await asyncio.to_thread(adopt, tmp, digest, ctx.settings.cache_dir, f".{kind.value}")
     finally:
         tmp.unlink(missing_ok=True)
-    kind = pdf.sniff_type(head)
     return await ctx.store.create_document(
         document_id=document_id,
         source_key=storage_key,
@@ -179,7 +189,13 @@ def _hash_file(path: Path) -> tuple[str, int, bytes]:
 async def _local_source(ctx: Context, doc: Document) -> Path:
     if doc.sha256 is None or doc.kind is None:
         raise UnsupportedTypeError(f"document {doc.id} has no recorded type or hash", document_id=str(doc.id))
-    return await fetch_cached(ctx.storage, doc.source_key, doc.sha256, ctx.settings.cache_dir, f".{doc.kind}")
+    settings = ctx.settings
+    path = await fetch_cached(ctx.storage, doc.source_key, doc.sha256, settings.cache_dir, f".{doc.kind}")
+    await asyncio.to_thread(
+        prune_now_and_then, settings.cache_dir,
+        max_bytes=settings.cache_max_bytes, max_age_s=settings.cache_max_age_hours * 3600,
+    )  # fmt: skip
+    return path
 
 
 def _dpi(ctx: Context, doc: Document) -> int:

@@ -10,6 +10,11 @@
     ├── ConflictError             state does not allow the operation           (HTTP 409)
     ├── EngineUnavailableError    OCR engine or its models cannot be loaded    (not retried)
     └── TransientError            storage/database hiccup: retry with backoff
+
+Retries follow one rule, from the error's class: a ``PagemillError`` whose ``retryable`` is false
+is permanent (``isinstance(exc, PermanentError)``; actors pass ``throws=PermanentError``), and
+everything else (TransientError, and any exception that is not ours: a bug, a dropped
+connection) is retried with backoff.
 """
 
 from __future__ import annotations
@@ -91,3 +96,24 @@ class TransientError(PagemillError):
     retryable = True
     http_status = 503
     code = "transient"
+
+
+class _PermanentCheck(type):
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, PagemillError) and not instance.retryable
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, PagemillError) and not subclass.retryable
+
+
+class PermanentError(metaclass=_PermanentCheck):
+    """Never raised: ``isinstance(exc, PermanentError)`` says retrying ``exc`` cannot help.
+
+    True for every PagemillError whose ``retryable`` is false, so Dramatiq's ``throws=`` and our own
+    code decide the same way for any error class, present or future.
+    """
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether retrying may help: TransientError and anything not ours, yes; other PagemillErrors, no."""
+    return not isinstance(exc, PermanentError)

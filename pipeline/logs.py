@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Literal
 
 import structlog
 
 _configured = False
+
+
+def _add_pid(_: object, __: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    # Which worker process wrote the line (dramatiq --processes N forks N of them).
+    event.setdefault("pid", os.getpid())
+    return event
 
 
 def setup_logging(*, level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto") -> None:
@@ -22,6 +29,7 @@ def setup_logging(*, level: str = "INFO", fmt: Literal["auto", "json", "console"
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *([_add_pid] if json_output else []),
     ]
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)

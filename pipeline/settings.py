@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     reaper_max_resends: int = Field(3, ge=0, validation_alias=_env("PAGEMILL_REAPER_MAX_RESENDS"))
     # Finished documents (files, results, rows) are deleted this many days after they finished; 0 = never.
     retention_days: int = Field(30, ge=0, validation_alias=_env("PAGEMILL_RETENTION_DAYS"))
+    # The per-machine cache of source files (data_dir/cache): files unused this long go, then the
+    # least recently used above the size (pruned by workers as they use it and by the clock).
+    cache_max_age_hours: float = Field(24.0, gt=0, validation_alias=_env("PAGEMILL_CACHE_MAX_AGE_HOURS"))
+    cache_max_bytes: int = Field(5 * 1024**3, ge=0, validation_alias=_env("PAGEMILL_CACHE_MAX_BYTES"))
     # Documents deleted per purge transaction, and batches per hourly run (the next run goes on).
     retention_batch: int = Field(100, ge=1, le=10_000, validation_alias=_env("PAGEMILL_RETENTION_BATCH"))
     retention_max_batches: int = Field(50, ge=1, validation_alias=_env("PAGEMILL_RETENTION_MAX_BATCHES"))

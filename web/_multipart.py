@@ -21,8 +21,13 @@ from web.errors import BadRequestError
 MAX_FIELD_BYTES = 16 * 1024
 # Most parts in one request (fields plus the file).
 MAX_PARTS = 64
-# Largest header block of one part, bytes.
-MAX_PART_HEADER_BYTES = 8 * 1024
+# Largest header block of one part, bytes: room for a file name of 10,000 characters (kept
+# shortened, web.uploads), still a bound on what one part's headers may hold in memory.
+MAX_PART_HEADER_BYTES = 64 * 1024
+_HEADERS_TOO_LONG = (
+    f"a form part has more than {MAX_PART_HEADER_BYTES} bytes of headers (a file name that long?); "
+    "rename the file and upload it again"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +99,7 @@ class _Collector:
     def _header(self, buffer: bytearray, data: bytes) -> None:
         self._header_bytes += len(data)
         if self._header_bytes > MAX_PART_HEADER_BYTES:
-            raise BadRequestError(f"a form part has more than {MAX_PART_HEADER_BYTES} bytes of headers")
+            raise BadRequestError(_HEADERS_TOO_LONG)
         buffer.extend(data)
 
     def _header_end(self) -> None:
@@ -147,7 +152,9 @@ class _Collector:
 async def read_parts(body: AsyncIterable[bytes], boundary: bytes) -> AsyncGenerator[Event, None]:
     """Parse a multipart body as it arrives: fields whole, file parts as chunks."""
     collector = _Collector()
-    parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+    # python-multipart's own limit on one header line (4 kB by default) would refuse a long file
+    # name: it gets ours, and its refusal our message (below).
+    parser = MultipartParser(boundary, collector.callbacks(), max_header_size=MAX_PART_HEADER_BYTES)  # type: ignore[arg-type]
     try:
         async for chunk in body:
             if chunk:
@@ -156,6 +163,8 @@ async def read_parts(body: AsyncIterable[bytes], boundary: bytes) -> AsyncGenera
                 yield collector.events.popleft()
         parser.finalize()
     except MultipartParseError as exc:
+        if "header size" in str(exc):
+            raise BadRequestError(_HEADERS_TOO_LONG) from None
         raise BadRequestError(f"the multipart body is malformed ({exc}); send multipart/form-data") from None
     while collector.events:
         yield collector.events.popleft()

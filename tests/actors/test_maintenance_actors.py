@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Callable
 
 import dramatiq
@@ -57,7 +59,14 @@ def test_reaper_resends_page_messages_lost_from_redis(
 def test_scheduled_purge_and_daily_summary_run_on_a_worker(
     broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
 ) -> None:
-    from actors.maintenance import daily_stats, purge_expired_documents
+    from actors.maintenance import daily_stats, prune_source_cache, purge_expired_documents
+
+    # A source file in this machine's cache, unused for two days: the clock's prune drops it.
+    stale = pipeline_settings.cache_dir / ("ab" * 32 + ".pdf")
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"%PDF-1.4 stale")
+    two_days_ago = time.time() - 48 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
 
     async def scenario() -> None:
         ctx = await Context.open(pipeline_settings)
@@ -74,9 +83,12 @@ def test_scheduled_purge_and_daily_summary_run_on_a_worker(
             start_worker(pipeline_settings)
             purge_expired_documents.send()
             daily_stats.send()
+            prune_source_cache.send()
             deadline = asyncio.get_running_loop().time() + 60
-            while await ctx.store.pool.fetchval("SELECT count(*) FROM daily_stats") < 4 or await ctx.storage.exists(
-                old.source_key
+            while (
+                await ctx.store.pool.fetchval("SELECT count(*) FROM daily_stats") < 4
+                or await ctx.storage.exists(old.source_key)
+                or stale.exists()
             ):
                 assert asyncio.get_running_loop().time() < deadline, "the maintenance actors did not run"
                 await asyncio.sleep(0.1)

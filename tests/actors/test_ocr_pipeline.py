@@ -213,7 +213,7 @@ def test_storage_key_producer_gets_one_document_per_message(
     broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
 ) -> None:
     """Celery producers send ``storage_key`` only; redelivery must not make a second document."""
-    from actors.ocr import DOCUMENT_ID_NAMESPACE, ocr_document
+    from actors.ocr import ocr_document
 
     start_worker()
 
@@ -223,7 +223,7 @@ def test_storage_key_producer_gets_one_document_per_message(
             await ctx.storage.put_bytes("uploads/scan.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_B)]))
             message = ocr_document.message(storage_key="uploads/scan.pdf", lang_hints=["en"])
             broker.enqueue(message)
-            doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, message.message_id)
+            doc_id = documents.document_id_for_message(message.message_id)
             while True:
                 try:
                     await ctx.store.get_document(doc_id)
@@ -236,6 +236,27 @@ def test_storage_key_producer_gets_one_document_per_message(
             broker.enqueue(message)  # the same message again
             await asyncio.to_thread(broker.join, pipeline_settings.ocr_queue, timeout=60_000)
             assert len(await ctx.store.list_documents()) == 1
+        finally:
+            await ctx.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_storage_key_source_is_downloaded_once(pipeline_settings: Settings) -> None:
+    # Registering a producer's file reads it whole (hash, type): that copy goes into the source
+    # cache, so splitting the document reads it there instead of downloading it again.
+    async def scenario() -> None:
+        ctx = await Context.open(pipeline_settings)
+        try:
+            await ctx.storage.put_bytes("uploads/once.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A)]))
+            doc_id = documents.document_id_for_message("celery-task-1")
+            doc = await documents.register_source(ctx, "uploads/once.pdf", document_id=doc_id)
+            cached = pipeline_settings.cache_dir / f"{doc.sha256}.pdf"
+            assert cached.exists()
+            await ctx.storage.delete("uploads/once.pdf")  # a second download would now fail
+            split = await documents.prepare_document(ctx, doc_id)
+            assert split.to_ocr == [1]
+            assert sorted(p.name for p in pipeline_settings.cache_dir.iterdir()) == [cached.name]
         finally:
             await ctx.aclose()
 

@@ -10,6 +10,7 @@ from typing import Any
 from celery import Celery
 
 from pipeline.context import Context
+from pipeline.documents import document_id_for_message
 from pipeline.settings import Settings
 from tests import pages
 from tests.celery.conftest import RESULT_TIMEOUT_S
@@ -96,19 +97,16 @@ def test_cancelled_document_revokes_its_celery_result(
     serve: Callable[..., str],
 ) -> None:
     """A cancel over HTTP answers the waiting producer at once (REVOKED) instead of its timeout."""
-    import uuid
 
     import httpx
     from celery.exceptions import TaskRevokedError
-
-    from actors.ocr import DOCUMENT_ID_NAMESPACE
 
     _store(pipeline_settings, "uploads/long.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A)] * 6))
     base = serve()
     start_bridge()
     start_worker(threads=1)
     result = celery_app.send_task("tasks.ocr_document", kwargs={"storage_key": "uploads/long.pdf"})
-    doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, result.id)
+    doc_id = document_id_for_message(result.id)
     deadline = time.monotonic() + OCR_TIMEOUT_S
     with httpx.Client(base_url=base, timeout=30) as api:
         while api.get(f"/api/documents/{doc_id}/status").json().get("status") != "processing_chunks":

@@ -25,7 +25,8 @@ SERVER_VARS = ("REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL", "S3_BUCKET")
 
 
 def _embedded_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SERVER_VARS}
+    # (ORT_DISABLE_TELEMETRY too: this test process has it from pipeline.ocr; the CLI sets its own)
+    env = {k: v for k, v in os.environ.items() if k not in (*SERVER_VARS, "ORT_DISABLE_TELEMETRY")}
     tmp = data_dir.parent / "tmp"  # the CLI's own temp dir, to check it leaves nothing there
     tmp.mkdir(parents=True, exist_ok=True)
     env.update(PAGEMILL_DATA_DIR=str(data_dir), PAGEMILL_OCR_THREADS="1", PYTHONPATH=str(ROOT), TMPDIR=str(tmp))
@@ -58,6 +59,8 @@ def test_ocr_sample_in_embedded_mode_prints_text_and_leaves_nothing_running(tmp_
     assert _processes_using(data_dir) == []
     # Embedded Redis's run dir is gone (pgserver's lock dir under runtime-0 is meant to stay).
     assert list((tmp_path / "tmp").glob("pagemill-*")) == []
+    # Nor a file of onnxruntime's telemetry (its device id), which pagemill turns off.
+    assert not (tmp_path / "tmp" / ".ses").exists()
     assert (data_dir / "postgres").is_dir()  # the job store persists between runs
 
 
@@ -147,3 +150,19 @@ def test_several_formats_are_written_side_by_side(tmp_path: Path) -> None:
     assert "Dear customer," in (out / "letter.md").read_text()
     assert 'class="ocrx_word"' in (out / "letter.hocr").read_text()
     assert (out / "letter.txt").read_text().startswith("Dear customer,")
+
+
+def test_searchable_pdf_next_to_its_source_never_replaces_it(tmp_path: Path) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A)]))
+    before = path.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "pagemill.cli", "ocr", str(path), "--format", "pdf", "--out", str(tmp_path)],
+        check=False, env=_embedded_env(tmp_path / "data"), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert path.read_bytes() == before
+    made = tmp_path / "scan.ocr.pdf"
+    assert made.name in result.stderr
+    text = subprocess.run(["pdftotext", str(made), "-"], capture_output=True, text=True, check=True).stdout
+    assert pages.cer(text, "\n".join(pages.PARAGRAPH_A)) < 0.05

@@ -401,3 +401,28 @@ async def _parts_uploaded(storage: Storage, key: str) -> int:
             return 0
         parts = await client.list_parts(Bucket=storage.bucket, Key=key, UploadId=uploads[0]["UploadId"])
         return len(parts.get("Parts", []))
+
+
+def test_cache_prune_drops_old_files_then_the_least_recently_used(tmp_path: Path) -> None:
+    import os
+
+    from pipeline.storage import adopt, prune
+
+    cache = tmp_path / "cache"
+    now = 1_000_000.0
+    made = {}
+    for n, age_h in enumerate((48, 5, 3, 1)):  # hours since last use
+        source = tmp_path / f"download-{n}"
+        source.write_bytes(bytes([n]) * 1000)
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        made[age_h] = adopt(source, digest, cache, ".pdf")
+        assert not source.exists() and made[age_h].read_bytes() == bytes([n]) * 1000
+        os.utime(made[age_h], (now - age_h * 3600, now - age_h * 3600))
+    in_progress = cache / ".abc.pdf.123.tmp"  # a download being written is never touched
+    in_progress.write_bytes(b"x" * 5000)
+    removed = prune(cache, max_bytes=2000, max_age_s=24 * 3600, now=now)
+    # The 48 h old file by age, then the least recently used until 2,000 bytes remain.
+    assert removed == (2, 2000)
+    assert sorted(p.name for p in cache.iterdir()) == sorted([made[3].name, made[1].name, in_progress.name])
+    assert prune(cache, max_bytes=2000, max_age_s=24 * 3600, now=now) == (0, 0)
+    assert prune(tmp_path / "missing", max_bytes=0, max_age_s=0) == (0, 0)

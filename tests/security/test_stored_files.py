@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from pipeline.context import Context
+from pipeline.documents import document_id_for_message
 from pipeline.errors import NotFoundError
 from pipeline.jobs import DocumentStatus
 from tests.security._http import LEAKS
@@ -29,10 +30,8 @@ REFUSED_FILES = [
 def test_bad_stored_file_fails_in_the_worker_with_a_reason(
     stack: Stack, build: Callable[[], bytes], expected: Refused
 ) -> None:
-    from actors.ocr import DOCUMENT_ID_NAMESPACE  # after the session broker exists
-
     task_id = str(uuid.uuid4())
-    doc_id = uuid.uuid5(DOCUMENT_ID_NAMESPACE, task_id)  # the id the worker gives such a document
+    doc_id = document_id_for_message(task_id)  # the id the worker gives such a document
     key = f"documents/{doc_id}/source.bin"
 
     async def store() -> None:

@@ -158,7 +158,8 @@ def test_upload_through_the_page_and_follow_it_to_the_text(
     browser.get(f"{url}/")
     _wait(browser, "the dashboard", lambda d: _visible(d, "app"))
     assert not _visible(browser, "key-panel")  # no keys configured: nothing to ask
-    assert _visible(browser, "documents-empty")
+    # The empty-list note shows once the listing has loaded (a request after the page itself).
+    _wait(browser, "the empty document list", lambda d: _visible(d, "documents-empty"))
 
     doc_id = _upload_through_form(browser, pdf, "en")
     _wait_until_done(browser, 2)

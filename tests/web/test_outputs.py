@@ -1,15 +1,21 @@
-"""hOCR, ALTO and Markdown asked for at upload, made at aggregation, served once the document is done."""
+"""The searchable PDF, hOCR, ALTO and Markdown asked for at upload, made at aggregation, served once the document is done."""
 
 from __future__ import annotations
 
+import io
+import subprocess
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import pikepdf
 from dramatiq import Worker
+from pypdf import PdfReader, PdfWriter
 
 from tests import born_digital
+from tests import pages as test_pages
 from tests.web.helpers import read_events
 
 ALTO_NS = "{http://www.loc.gov/standards/alto/ns-v4#}"
@@ -66,3 +72,51 @@ def test_an_output_not_asked_for_is_404_and_a_bad_one_is_400(
     assert read_events(api, links["events"])[-1][1]["status"] == "completed"
     missing = api.get(f"{links['self']}/result.hocr")
     assert missing.status_code == 404 and "outputs=hocr" in missing.json()["error"]["message"]
+
+
+def test_searchable_pdf_keeps_text_pages_and_adds_text_to_scans(
+    api: httpx.Client, start_worker: Callable[..., Worker], tmp_path: Path
+) -> None:
+    # One born-digital page and one scan in the same PDF, and a PNG scan on its own.
+    letter = born_digital.sample_pages()[:1]
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(born_digital.pdf_bytes(letter))))
+    writer.append(PdfReader(io.BytesIO(test_pages.pdf_bytes([test_pages.text_page(test_pages.PARAGRAPH_B)]))))
+    mixed = io.BytesIO()
+    writer.write(mixed)
+    png = io.BytesIO()
+    test_pages.text_page(test_pages.PARAGRAPH_A).save(png, format="PNG")
+    links = {}
+    for name, data in (("mixed.pdf", mixed.getvalue()), ("scan.png", png.getvalue())):
+        response = api.post("/api/documents", data={"outputs": "pdf"}, files={"file": (name, data)})
+        assert response.status_code == 202, response.text
+        links[name] = response.json()["links"]
+        assert links[name]["pdf"] == f"{links[name]['self']}/result.pdf"
+        assert api.get(links[name]["pdf"]).status_code == 409  # no worker yet
+    start_worker()
+    for name in links:
+        assert read_events(api, links[name]["events"])[-1][1]["status"] == "completed"
+        response = api.get(links[name]["pdf"])
+        assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+        (tmp_path / name).with_suffix(".out.pdf").write_bytes(response.content)
+
+    out = tmp_path / "mixed.out.pdf"
+    first, second = (_pdftotext(out, n) for n in (1, 2))
+    # The born-digital page keeps its own text, once (no OCR layer on it); the scan gained one.
+    assert first.split() == unicodedata.normalize("NFKC", " ".join(letter[0].lines)).split()
+    assert test_pages.cer(second, "\n".join(test_pages.PARAGRAPH_B)) < 0.05
+    with pikepdf.open(out) as made:
+        ocr_layers = [[n for n in p.resources.get("/XObject", {}) if "PagemillOCR" in n] for p in made.pages]
+    assert [len(names) for names in ocr_layers] == [0, 1]
+    report = api.get(f"{links['mixed.pdf']['self']}/result.json").json()["outputs"]["pdf"]
+    assert report["pages_with_ocr_layer"] == [2] and report["pages_without_ocr_layer"] == []
+
+    scan = _pdftotext(tmp_path / "scan.out.pdf", 1)
+    assert test_pages.cer(scan, "\n".join(test_pages.PARAGRAPH_A)) < 0.05
+
+
+def _pdftotext(path: Path, page_no: int) -> str:
+    return subprocess.run(
+        ["pdftotext", "-raw", "-f", str(page_no), "-l", str(page_no), str(path), "-"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.ocr.orientation import Orientation, deskew, detect, is_sideways, rotate, rotate_quads, skew_of
+from pipeline.ocr.orientation import (
+    Orientation,
+    deskew,
+    detect,
+    is_sideways,
+    rotate,
+    rotate_quads,
+    skew_of,
+    upright,
+    upright_transform,
+)
 
 
 def _quad(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
@@ -55,3 +65,20 @@ def test_deskew_grows_the_canvas_and_ignores_tiny_angles() -> None:
 
 def test_engines_without_orientation_get_pages_as_they_come() -> None:
     assert detect(object(), np.zeros((4, 4, 3), dtype=np.uint8)) == Orientation()
+
+
+@pytest.mark.parametrize(("rotation", "skew"), [(0, 0.0), (90, 0.0), (180, 2.5), (270, -4.0), (90, 1.2)])
+def test_upright_transform_follows_the_pixels_of_the_upright_image(rotation: int, skew: float) -> None:
+    # A dot on a page, turned upright as the OCR turns it: the transform says where it went, so
+    # OCR boxes can be taken back onto the page (the searchable PDF's text layer relies on it).
+    height, width = 300, 200
+    image = np.full((height, width, 3), 255, dtype=np.uint8)
+    image[40:46, 150:156] = 0  # dot centred at (153, 43)
+    turned = upright(image, Orientation(rotation=rotation, skew=skew))
+    ys, xs = np.nonzero(turned[:, :, 0] < 128)
+    found = np.array([xs.mean() + 0.5, ys.mean() + 0.5])
+    matrix = upright_transform(width, height, rotation, skew)
+    expected = (matrix @ np.array([153.0, 43.0, 1.0]))[:2]
+    assert np.abs(found - expected).max() < 1.5, (found, expected)
+    back = np.linalg.inv(matrix) @ np.array([*found, 1.0])
+    assert np.abs(back[:2] - [153.0, 43.0]).max() < 1.5
