@@ -1,4 +1,5 @@
-"""Actors on the default queue: LLM post-processing (summary, flashcards, quiz, diagnostics) and echo.
+"""Actors on the default queue: LLM post-processing (summary, flashcards, quiz, diagnostics, metadata),
+the search index (embeddings) and echo.
 
 Each product actor runs alone by ``document_id`` (artifact only, status untouched) or as a
 step of the ``dramatiq.pipeline`` that aggregation sends once the document is
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -25,11 +27,14 @@ from actors import runtime
 from actors.broker import current_settings, setup_broker
 from actors.notify import notify_if_final
 from actors.postprocess import STEP_ACTORS
+from pipeline.artifacts import Artifact
+from pipeline.context import Context
 from pipeline.documents import finish_postprocessing
 from pipeline.errors import PagemillError, PermanentError
 from pipeline.jobs import DocumentStatus, parse_id
 from pipeline.llm.client import LlmClient
 from pipeline.llm.steps import fail_postprocessing, run_product
+from pipeline.search import embed_document
 from pipeline.settings import Settings
 
 broker = setup_broker()
@@ -45,7 +50,7 @@ SLOT_WAIT_MIN_S, SLOT_WAIT_MAX_S = 0.05, 1.0
 # the longest call (timeout x attempts), seconds.
 SLOT_TTL_MARGIN_S = 60
 
-_clients: dict[asyncio.AbstractEventLoop, tuple[Any, LlmClient]] = {}
+_clients: dict[tuple[asyncio.AbstractEventLoop, str], tuple[Any, LlmClient]] = {}
 
 
 def shared_llm_slot(settings: Settings) -> Callable[[], AbstractAsyncContextManager[None]] | None:
@@ -77,21 +82,35 @@ def shared_llm_slot(settings: Settings) -> Callable[[], AbstractAsyncContextMana
     return slot
 
 
-def _client() -> LlmClient:
-    """One client per event loop and settings (its HTTP pool belongs to the loop)."""
-    loop = asyncio.get_running_loop()
+def _client(purpose: str = "chat") -> LlmClient:
+    """One client per event loop, purpose and settings (its HTTP pool belongs to the loop).
+
+    ``embeddings`` gets its own client only when PAGEMILL_EMBEDDING_BASE_URL names another server.
+    """
     settings = runtime.settings()
-    cached = _clients.get(loop)
+    if purpose == "embeddings" and not settings.embedding_base_url:
+        purpose = "chat"
+    key = (asyncio.get_running_loop(), purpose)
+    cached = _clients.get(key)
     if cached is None or cached[0] != settings:
-        _clients[loop] = (settings, LlmClient.from_settings(settings, limiter=shared_llm_slot(settings)))
-    return _clients[loop][1]
+        overrides: dict[str, Any] = {"limiter": shared_llm_slot(settings)}
+        if purpose == "embeddings":
+            overrides["base_url"] = settings.embedding_base_url
+        _clients[key] = (settings, LlmClient.from_settings(settings, **overrides))
+    return _clients[key][1]
+
+
+async def _run(ctx: Context, kind: str, document_id: uuid.UUID) -> Artifact:
+    if kind == "embeddings":
+        return await embed_document(ctx, _client("embeddings"), document_id)
+    return await run_product(ctx, _client(), document_id, kind)
 
 
 async def _step(kind: str, document_id: str, finish_as: str | None) -> dict[str, Any]:
     ctx = await runtime.context()
     doc_id = parse_id(document_id)
     try:
-        artifact = await run_product(ctx, _client(), doc_id, kind)
+        artifact = await _run(ctx, kind, doc_id)
     except PagemillError as exc:
         if not exc.retryable:
             await fail_postprocessing(ctx, doc_id, f"{kind}: {exc.reason}")
@@ -108,7 +127,10 @@ def _product_actor(kind: str) -> Any:
         return await _step(kind, document_id, finish_as)
 
     step.__name__ = STEP_ACTORS[kind].removeprefix("tasks.")
-    step.__doc__ = f"Generate the document's {kind} and store it as an artifact."
+    step.__doc__ = (
+        "Embed the document's text chunks for search." if kind == "embeddings"
+        else f"Generate the document's {kind} and store it as an artifact."
+    )  # fmt: skip
     return dramatiq.actor(
         step,
         actor_name=STEP_ACTORS[kind],
@@ -123,11 +145,15 @@ summarize_document = _product_actor("summary")
 generate_flashcards = _product_actor("flashcards")
 generate_quiz = _product_actor("quiz")
 generate_diagnostics = _product_actor("diagnostics")
+generate_metadata = _product_actor("metadata")
+embed_document_actor = _product_actor("embeddings")
 PRODUCT_ACTORS = {
     "summary": summarize_document,
     "flashcards": generate_flashcards,
     "quiz": generate_quiz,
     "diagnostics": generate_diagnostics,
+    "metadata": generate_metadata,
+    "embeddings": embed_document_actor,
 }
 
 

@@ -16,12 +16,14 @@ from actors.broker import current_settings
 from pipeline import documents
 from pipeline.jobs import DocumentStatus, parse_id
 
-# Upload option name -> actor name (declared in actors.llm), in the order steps run.
+# Upload option name -> actor name (declared in actors.llm), in the order steps run (pipeline.postprocess.STEPS).
 STEP_ACTORS = {
     "summary": "tasks.summarize_document",
     "flashcards": "tasks.generate_flashcards",
     "quiz": "tasks.generate_quiz",
     "diagnostics": "tasks.generate_diagnostics",
+    "metadata": "tasks.generate_metadata",
+    "embeddings": "tasks.embed_document",
 }
 
 

@@ -319,6 +319,67 @@ def status(document_id: str) -> None:
 
 
 @main.command()
+@click.argument("query")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 50), help="Documents to show.")
+@click.option("--status", "statuses", multiple=True, help="Only documents in this status (repeatable).")
+@click.option("--tag", default=None, help="Only documents with this metadata or summary tag.")
+@click.option(
+    "--mode", type=click.Choice(["hybrid", "vector", "text"]), default="hybrid", show_default=True,
+    help="text: full-text search alone (works without pgvector and without an embedding model).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="The same JSON GET /api/search answers.")
+def search(query: str, limit: int, statuses: tuple[str, ...], tag: str | None, mode: str, as_json: bool) -> None:
+    """Find documents by meaning and exact words (needs the embeddings step run on them)."""
+    from pagemill.embedded import embedded_services
+    from pipeline.jobs import JobStore
+    from pipeline.logs import setup_logging
+    from pipeline.search.query import SearchMode, SearchResults
+    from pipeline.search.query import search as run_search
+
+    settings = Settings()
+    # Logs on stderr, warnings only unless asked for: stdout is the results (--json is piped).
+    setup_logging(level=settings.log_level if settings.log_level != "INFO" else "WARNING", fmt=settings.log_format)
+    with embedded_services(settings, redis=False) as live:  # the job store only: no broker
+
+        async def find() -> SearchResults:
+            from pipeline.llm.client import LlmClient
+
+            store = await JobStore.connect(live.database_url.get_secret_value(), schema=live.db_schema)  # type: ignore[union-attr]
+            clients: list[LlmClient] = []
+
+            async def embed(text: str) -> list[float]:
+                client = LlmClient.from_settings(live, base_url=live.embedding_base_url or live.openai_base_url)
+                clients.append(client)
+                answer = await client.embed([text], model=live.embedding_model, dimensions=live.embedding_dimensions or None)
+                return answer.vectors[0]
+
+            try:
+                return await run_search(
+                    store, query, embed=embed, mode=SearchMode(mode), limit=limit, statuses=statuses,
+                    tag=tag, ef_search=live.search_ef_search, min_similarity=live.search_min_similarity,
+                )  # fmt: skip
+            finally:
+                for client in clients:
+                    await client.aclose()
+                await store.aclose()
+
+        try:
+            results = asyncio.run(find())
+        except PagemillError as exc:
+            err.print(f"[red]{exc.reason}[/red]")
+            sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(results.to_json(), ensure_ascii=False, indent=2))
+        return
+    if not results.hits:
+        err.print("no documents found")
+    for n, hit in enumerate(results.hits, 1):
+        click.echo(f"{n:>2}. {hit.score:.4f}  {hit.document_id}  {hit.filename or ''}  [{hit.status.value}]")
+        for match in hit.matches:
+            click.echo(f"      page {match.page_no}: {match.snippet}")
+
+
+@main.command()
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366), help="How many days, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as stored.")
 def stats(days: int, as_json: bool) -> None:
@@ -367,8 +428,10 @@ def doctor() -> None:
     checks = run_checks(settings)
     for check in checks:
         mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+        if check.warn:
+            mark = "[yellow]warn[/yellow]"
         err.print(f"{mark} {check.name:<12} {check.detail}")
-        if not check.ok and check.fix:
+        if (check.warn or not check.ok) and check.fix:
             err.print(f"       fix: {check.fix}")
     sys.exit(0 if all(c.ok for c in checks) else 1)
 

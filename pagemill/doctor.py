@@ -17,6 +17,7 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    warn: bool = False  # ok, but a feature is off: the fix is shown
 
 
 def _redis(settings: Settings) -> Check:
@@ -44,6 +45,29 @@ async def _postgres(settings: Settings) -> Check:
         return Check("postgresql", False, f"{type(exc).__name__}: {exc}",
                      "start PostgreSQL or fix DATABASE_URL (postgresql://user@host:5432/db)")
     return Check("postgresql", True, "reachable")
+
+
+async def _pgvector(settings: Settings) -> Check:
+    from pipeline.jobs import JobStore
+    from pipeline.search.vectors import MISSING_REASON, pgvector_status
+
+    if settings.database_url is None:
+        return Check("pgvector", True, "DATABASE_URL unset: the embedded PostgreSQL (pgserver) has pgvector")
+    try:
+        store = await JobStore.connect(settings.database_url.get_secret_value(), schema=settings.db_schema, migrate=False)
+    except Exception:  # noqa: BLE001 - the postgresql check reports it
+        return Check("pgvector", False, "PostgreSQL is not reachable", "see the postgresql check")
+    try:
+        available, version = await pgvector_status(store)
+    finally:
+        await store.aclose()
+    if version:
+        return Check("pgvector", True, f"version {version}: embeddings and search by meaning work")
+    wanted = "embeddings" in settings.postprocess.split(",")
+    fix = "install pgvector on the PostgreSQL server (e.g. apt-get install postgresql-16-pgvector)"
+    if available:
+        return Check("pgvector", True, "available; created by the first migration (`pagemill migrate`)")
+    return Check("pgvector", not wanted, MISSING_REASON, fix, warn=not wanted)
 
 
 async def _storage(settings: Settings) -> Check:
@@ -83,6 +107,6 @@ def run_checks(settings: Settings) -> list[Check]:
     """Every check, in the order a newcomer would fix them."""
 
     async def async_checks() -> list[Check]:
-        return [await _postgres(settings), await _storage(settings)]
+        return [await _postgres(settings), await _pgvector(settings), await _storage(settings)]
 
     return [_redis(settings), *asyncio.run(async_checks()), _engine(settings), _tesseract()]

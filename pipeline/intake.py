@@ -18,6 +18,8 @@ import structlog
 from pipeline.context import Context
 from pipeline.errors import LimitExceededError
 from pipeline.jobs import Document
+from pipeline.postprocess import parse_steps
+from pipeline.settings import Settings
 from pipeline.sniff import sniff_type
 from pipeline.storage import adopt
 
@@ -97,7 +99,7 @@ async def ingest_upload(
         lang_hints=list(lang_hints),
         min_confidence=min_confidence,
         dpi=dpi,
-        options=options,
+        options=with_default_steps(ctx.settings, options),
     )
     log.info("document.ingested", document_id=str(doc.id), kind=kind.value, size_bytes=size, filename=filename)
     return doc
@@ -134,7 +136,7 @@ async def register_source(
         lang_hints=list(lang_hints),
         min_confidence=min_confidence,
         dpi=dpi,
-        options=options,
+        options=with_default_steps(ctx.settings, options),
     )
 
 
@@ -148,3 +150,10 @@ def _hash_file(path: Path) -> tuple[str, int, bytes]:
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size, head
+
+
+def with_default_steps(settings: Settings, options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``options`` with PAGEMILL_POSTPROCESS as its steps when it names none (an explicit list, even empty, stays)."""
+    if not settings.postprocess or (options and "postprocess" in options):
+        return options
+    return {**(options or {}), "postprocess": list(parse_steps(settings.postprocess))}

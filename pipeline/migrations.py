@@ -12,6 +12,34 @@ import zlib
 
 import asyncpg
 
+# Creates pgvector's extension (in ``public``, once per database) and the ``chunks.embedding``
+# column where the server has the extension and lets us create it; does nothing otherwise. Run
+# by migration 6 and again at run time (pgvector installed after migrating). A database-wide
+# advisory lock: schemas migrating at once would otherwise race on CREATE EXTENSION.
+ENABLE_VECTOR = """
+DO $pagemill$
+DECLARE
+    ext_schema name;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('pagemill-pgvector'));
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') THEN
+        BEGIN
+            CREATE EXTENSION vector SCHEMA public;
+        EXCEPTION WHEN insufficient_privilege OR undefined_file OR invalid_schema_name OR feature_not_supported THEN
+            RAISE NOTICE 'pagemill: pgvector is available but could not be created: %', SQLERRM;
+            RETURN;
+        END;
+    END IF;
+    SELECT n.nspname INTO ext_schema
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector';
+    EXECUTE format('ALTER TABLE chunks ADD COLUMN IF NOT EXISTS embedding %I.vector', ext_schema);
+END
+$pagemill$;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: documents and pages
     """
@@ -99,6 +127,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX pages_finished_at ON pages (finished_at);
     CREATE INDEX documents_finished_at ON documents (finished_at);
     """,
+    # 6: search: each document's text in chunks along reading order, full-text indexed; their
+    # vectors (pgvector) in ``embedding``, added only where the extension can be had, so a server
+    # without it still migrates (pipeline.search.vectors adds it later if pgvector appears).
+    """
+    CREATE TABLE chunks (
+        document_id uuid NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+        chunk_no    integer NOT NULL CHECK (chunk_no >= 0),
+        page_no     integer NOT NULL CHECK (page_no >= 1),
+        char_start  integer NOT NULL CHECK (char_start >= 0),
+        char_end    integer NOT NULL CHECK (char_end >= char_start),
+        text        text NOT NULL,
+        tsv         tsvector GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED,
+        dims        integer CHECK (dims > 0),
+        PRIMARY KEY (document_id, chunk_no)
+    );
+    CREATE INDEX chunks_tsv ON chunks USING gin (tsv);
+    """
+    + ENABLE_VECTOR,
 )
 
 

@@ -100,6 +100,25 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(3, ge=0, validation_alias=_env("PAGEMILL_LLM_MAX_RETRIES"))
     # LLM calls in flight across every worker (a Redis-backed Dramatiq rate limiter); 0 = no shared limit.
     llm_max_concurrency: int = Field(8, ge=0, validation_alias=_env("PAGEMILL_LLM_MAX_CONCURRENCY"))
+    # LLM steps run on every document whose upload names none (comma list, e.g. "metadata,embeddings");
+    # an upload's ``postprocess`` field (``none`` for no step) overrides it.
+    postprocess: str = Field("", max_length=200, validation_alias=_env("PAGEMILL_POSTPROCESS"))
+
+    # --- embeddings and search (pgvector) ------------------------------------------------------------
+    embedding_model: str = Field("text-embedding-3-small", validation_alias=_env("OPENAI_EMBEDDING_MODEL"))
+    # Another OpenAI-compatible server for embeddings only; unset = OPENAI_BASE_URL.
+    embedding_base_url: str | None = Field(None, validation_alias=_env("PAGEMILL_EMBEDDING_BASE_URL"))
+    # Vector size asked of the model (``dimensions``); 0 = whatever its first answer has.
+    embedding_dimensions: int = Field(0, ge=0, le=16_000, validation_alias=_env("PAGEMILL_EMBEDDING_DIMENSIONS"))
+    # Chunks sent per /v1/embeddings request.
+    embedding_batch: int = Field(64, ge=1, le=2048, validation_alias=_env("PAGEMILL_EMBEDDING_BATCH"))
+    # Target chunk size, characters (paragraphs are packed up to it; a longer one is cut).
+    chunk_chars: int = Field(1000, ge=100, le=20_000, validation_alias=_env("PAGEMILL_CHUNK_CHARS"))
+    # HNSW candidate list size per search (pgvector's hnsw.ef_search): recall against latency.
+    search_ef_search: int = Field(100, ge=1, le=1000, validation_alias=_env("PAGEMILL_SEARCH_EF_SEARCH"))
+    # Vector matches less similar than this (cosine, -1..1) are dropped; 0 keeps all but the opposite.
+    # Model-dependent: unrelated texts score ~0.1-0.3 with OpenAI's text-embedding-3 models.
+    search_min_similarity: float = Field(0.0, ge=-1.0, le=1.0, validation_alias=_env("PAGEMILL_SEARCH_MIN_SIMILARITY"))
 
     # --- completion callbacks (upload field callback_url) ------------------------------------------
     # HMAC-SHA256 key of the X-Pagemill-Signature header; uploads with a callback_url need it.
@@ -156,6 +175,13 @@ class Settings(BaseSettings):
         from pipeline.outputs.formats import parse_outputs  # the writers: imported only to check names
 
         return ",".join(parse_outputs(value))  # ValueError names an unknown one
+
+    @field_validator("postprocess")
+    @classmethod
+    def _known_steps(cls, value: str) -> str:
+        from pipeline.postprocess import parse_steps
+
+        return ",".join(parse_steps(value))  # ValueError names an unknown one
 
     @field_validator("database_url", mode="before")
     @classmethod

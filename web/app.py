@@ -30,6 +30,7 @@ from web import (
     metrics,
     openapi,
     results,
+    search,
     sse,
     thumbnails,
     uploads,
@@ -42,6 +43,7 @@ from web.metrics import Metrics
 ROUTES = [
     *uploads.routes,
     *documents.routes,
+    *search.routes,
     *results.routes,
     *thumbnails.routes,
     *artifacts.routes,
@@ -100,6 +102,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await search.close_client(app)
         await redis.aclose()
         await ctx.aclose()
 

@@ -1,4 +1,4 @@
-"""LLM artifacts of a document (summary, flashcards, quiz, diagnostics) as JSON; flashcards as .apkg."""
+"""Artifacts of a document's post-processing steps (pipeline.postprocess.STEPS) as JSON; flashcards as .apkg."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.routing import Route
 from pipeline.artifacts import get_artifact, list_artifacts
 from pipeline.errors import NotFoundError
 from pipeline.llm.anki import document_apkg
-from pipeline.llm.schemas import PRODUCTS
+from pipeline.postprocess import STEPS
 from web._state import app_state
 from web.documents import document_id
 from web.errors import NotReadyError
@@ -22,14 +22,14 @@ async def get_artifact_json(request: Request) -> Response:
     tags: [results]
     parameters:
       - {name: document_id, in: path, required: true, schema: {type: string, format: uuid}}
-      - {name: kind, in: path, required: true, schema: {type: string, enum: [summary, flashcards, quiz, diagnostics]}}
+      - {name: kind, in: path, required: true, schema: {type: string, enum: [summary, flashcards, quiz, diagnostics, metadata, embeddings]}}
     responses:
       "200": {description: "the artifact JSON", content: {application/json: {}}}
       "404": {description: "unknown document, unknown kind, or not generated yet"}
     """
     kind = request.path_params["kind"]
-    if kind not in PRODUCTS:
-        raise NotFoundError(f"no artifact kind {kind[:40]!r}; choose from {', '.join(PRODUCTS)}")
+    if kind not in STEPS:
+        raise NotFoundError(f"no artifact kind {kind[:40]!r}; choose from {', '.join(STEPS)}")
     store = app_state(request).ctx.store
     doc = await store.get_document(document_id(request))
     artifact = await get_artifact(store, doc.id, kind)

@@ -27,6 +27,7 @@ from pipeline import callbacks, documents, pdf
 from pipeline.errors import BadInputError, LimitExceededError, PagemillError
 from pipeline.jobs import Document, DocumentStatus
 from pipeline.outputs.formats import parse_outputs
+from pipeline.postprocess import parse_steps
 from pipeline.settings import Settings
 from pipeline.textlayer import OcrMode
 from web._multipart import Event, Field, FileEnd, FileStart, boundary_of, read_parts
@@ -38,8 +39,6 @@ from web.errors import BadRequestError, UnsupportedMediaTypeError
 FORM_OVERHEAD_BYTES = 1024 * 1024
 # The copy kept on local disk for the readability check is written in blocks of this size, bytes.
 TEE_BLOCK_BYTES = 1024 * 1024
-# LLM steps a client may ask for (run after OCR; see actors/llm.py).
-POSTPROCESS_STEPS = ("summary", "flashcards", "quiz", "diagnostics")
 # Render resolution bounds, dots per inch (same as PADDLEOCR_PDF_DPI).
 MIN_DPI, MAX_DPI = 36, 600
 MAX_LANG_HINTS = 8
@@ -58,7 +57,7 @@ class UploadOptions:
     lang_hints: tuple[str, ...] = ()
     dpi: int | None = None
     min_confidence: float | None = None
-    postprocess: tuple[str, ...] = ()
+    postprocess: tuple[str, ...] | None = None  # None: PAGEMILL_POSTPROCESS
     callback_url: str | None = None
     ocr_mode: OcrMode | None = None  # None: PAGEMILL_OCR_MODE
     outputs: tuple[str, ...] | None = None  # None: PAGEMILL_OUTPUTS
@@ -66,7 +65,7 @@ class UploadOptions:
     def document_options(self) -> dict[str, object] | None:
         """What the document row keeps in ``options`` (read by the OCR and LLM steps)."""
         options: dict[str, object] = {}
-        if self.postprocess:
+        if self.postprocess is not None:
             options["postprocess"] = list(self.postprocess)
         if self.ocr_mode is not None:
             options["ocr_mode"] = self.ocr_mode.value
@@ -117,12 +116,12 @@ def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
         raise BadRequestError(f"min_confidence: {conf[:40]!r} is not a number; send e.g. 0.5") from None  # type: ignore[index]
     if conf_value is not None and not 0.0 <= conf_value <= 1.0:  # also refuses nan
         raise BadRequestError(f"min_confidence: {conf_value} is outside 0.0..1.0")
-    steps = _listed(fields.get("postprocess", []))
-    for step in steps:
-        if step not in POSTPROCESS_STEPS:
-            raise BadRequestError(
-                f"postprocess: unknown step {step[:40]!r}; choose from {', '.join(POSTPROCESS_STEPS)}"
-            )
+    steps = None
+    if fields.get("postprocess"):
+        try:
+            steps = parse_steps(fields["postprocess"])
+        except ValueError as exc:
+            raise BadRequestError(f"postprocess: {exc}") from None
     callback = _single(fields, "callback_url")
     if callback is not None:
         try:
@@ -143,7 +142,7 @@ def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
         except ValueError as exc:
             raise BadRequestError(f"outputs: {exc}") from None
     return UploadOptions(
-        tuple(dict.fromkeys(hints)), dpi_value, conf_value, tuple(dict.fromkeys(steps)), callback, mode_value, outputs
+        tuple(dict.fromkeys(hints)), dpi_value, conf_value, steps, callback, mode_value, outputs
     )
 
 
@@ -291,7 +290,7 @@ async def upload(request: Request) -> Response:
               lang_hints: {type: string, description: "comma list or repeated field, e.g. en,french"}
               dpi: {type: integer, minimum: 36, maximum: 600}
               min_confidence: {type: number, minimum: 0, maximum: 1}
-              postprocess: {type: string, description: "summary, flashcards, quiz, diagnostics"}
+              postprocess: {type: string, description: "summary, flashcards, quiz, diagnostics, metadata, embeddings (comma list), or none"}
               callback_url: {type: string, description: "http(s) URL that gets the final status once, signed"}
               outputs: {type: string, description: "besides text and JSON, comma list: pdf (searchable), hocr, alto, md"}
               ocr_mode:

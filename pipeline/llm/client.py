@@ -1,4 +1,4 @@
-"""An async client for any OpenAI-compatible Chat Completions server, with structured output.
+"""An async client for any OpenAI-compatible server: Chat Completions with structured output, embeddings.
 
 ``LlmClient.complete`` asks for JSON matching a pydantic model (``response_format`` with a
 strict JSON schema), validates the answer, and when it does not validate sends the
@@ -6,13 +6,14 @@ validation error back once so the model can correct itself; a second bad answer 
 a readable reason. 429 and 5xx answers are retried by the ``openai`` client itself, which
 waits as long as ``Retry-After`` says (exponential backoff otherwise). Calls in one process
 share a semaphore; ``limiter`` adds a limit shared by every worker (an actor layer concern).
+``embed`` goes through the same slots and retries, against ``/v1/embeddings``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -69,6 +70,14 @@ class Completion(Generic[T]):
     """A validated answer and the tokens it took (corrective retries included)."""
 
     value: T
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """Vectors in the order of the texts sent, and the tokens they took."""
+
+    vectors: list[list[float]]
     usage: Usage
 
 
@@ -150,21 +159,49 @@ class LlmClient:
             f"model {self.model} gave no valid {schema.__name__.lower()} after a corrective retry: {problem}"
         )
 
-    async def _call(self, schema: type[BaseModel], messages: list[dict[str, str]]) -> tuple[str, Usage]:
+    @contextlib.asynccontextmanager
+    async def _slot(self, model: str) -> AsyncIterator[None]:
+        """One call: a slot of this process and of the shared limiter; openai errors as ours."""
         limit = self._limiter() if self._limiter is not None else contextlib.nullcontext()
         async with self._semaphore, limit:
             try:
-                response = await self._client.chat.completions.create(
-                    model=self.model,
-                    messages=cast("list[ChatCompletionMessageParam]", messages),
-                    response_format=cast("ResponseFormatJSONSchema", response_format(schema)),
-                )
+                yield
             except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
-                raise LlmConfigError(f"the LLM server refused model {self.model}: {exc}") from exc
+                raise LlmConfigError(f"the LLM server refused model {model}: {exc}") from exc
             except openai.BadRequestError as exc:
                 raise LlmAnswerError(f"the LLM server rejected the request: {exc}") from exc
             except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as exc:
                 raise LlmUnavailableError(f"the LLM server is unavailable after retries: {exc}") from exc
+
+    async def embed(self, texts: Sequence[str], *, model: str, dimensions: int | None = None) -> Embeddings:
+        """Vectors of ``texts`` from ``/v1/embeddings`` (one request: batch at the caller), in order."""
+        async with self._slot(model):
+            if dimensions:
+                response = await self._client.embeddings.create(
+                    model=model, input=list(texts), dimensions=dimensions, encoding_format="float"
+                )
+            else:
+                response = await self._client.embeddings.create(model=model, input=list(texts), encoding_format="float")
+        data = sorted(response.data, key=lambda item: item.index)
+        if len(data) != len(texts):
+            raise LlmAnswerError(f"embedding model {model} answered {len(data)} vectors for {len(texts)} texts")
+        vectors = [list(item.embedding) for item in data]
+        sizes = {len(v) for v in vectors}
+        if len(sizes) != 1 or (dimensions and sizes != {dimensions}) or 0 in sizes:
+            wanted = f" (asked for {dimensions})" if dimensions else ""
+            raise LlmAnswerError(f"embedding model {model} answered vectors of sizes {sorted(sizes)}{wanted}")
+        tokens = response.usage.prompt_tokens if response.usage is not None else 0
+        used = Usage(prompt_tokens=tokens, calls=1)
+        log.info("llm.embed", model=model, texts=len(texts), dims=len(vectors[0]), **used.as_dict())
+        return Embeddings(vectors, used)
+
+    async def _call(self, schema: type[BaseModel], messages: list[dict[str, str]]) -> tuple[str, Usage]:
+        async with self._slot(self.model):
+            response = await self._client.chat.completions.create(
+                model=self.model,
+                messages=cast("list[ChatCompletionMessageParam]", messages),
+                response_format=cast("ResponseFormatJSONSchema", response_format(schema)),
+            )
         used = Usage(calls=1)
         if response.usage is not None:
             used = Usage(response.usage.prompt_tokens, response.usage.completion_tokens, 1)

@@ -8,6 +8,8 @@ until one remains. Every item keeps the page it came from.
 from __future__ import annotations
 
 import asyncio
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +20,14 @@ from pipeline.llm import prompts
 from pipeline.llm.chunking import Chunk, PageText, chunk_pages, estimate_tokens
 from pipeline.llm.client import LlmClient, Usage
 from pipeline.llm.errors import LlmAnswerError
-from pipeline.llm.schemas import PRODUCTS, Diagnostics, Flashcards, Quiz, Summary
+from pipeline.llm.schemas import PRODUCTS, Diagnostics, Flashcards, Metadata, Quiz, Summary
 
 # Items asked for per chunk (flashcards, questions).
 ITEMS_PER_CHUNK = 12
+# A metadata product keeps at most this many tags, and file names of at most this many characters.
+MAX_TAGS = 12
+MAX_FILENAME_CHARS = 80
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +47,8 @@ def _page_check(chunk: Chunk) -> Any:
         cited: list[int] = []
         if isinstance(value, Summary):
             cited = value.source_pages
-        for item in getattr(value, "cards", None) or getattr(value, "questions", None) or []:
-            cited.append(item.source_page)
+        for field in ("cards", "questions", "dates", "parties"):
+            cited.extend(item.source_page for item in getattr(value, field, None) or [])
         wrong = sorted(set(cited) - allowed)
         if wrong:
             raise ValueError(f"source pages {wrong} are not in this text; use only pages {sorted(allowed)}")
@@ -52,7 +58,7 @@ def _page_check(chunk: Chunk) -> Any:
 
 async def _map(client: LlmClient, kind: str, chunks: Sequence[Chunk], total_pages: int) -> tuple[list[Any], Usage]:
     schema = PRODUCTS[kind]
-    limit = None if kind == "summary" else ITEMS_PER_CHUNK
+    limit = None if kind in ("summary", "metadata") else ITEMS_PER_CHUNK
     # The client's semaphore bounds concurrency; gather keeps chunk order.
     results = await asyncio.gather(
         *(
@@ -108,10 +114,29 @@ def _unique(items: list[Any], key: str) -> list[Any]:
     return out
 
 
+def safe_filename(name: str) -> str:
+    """A suggested file name made safe: letters, digits, ``.``, ``_`` and ``-`` only, at most 80 characters."""
+    cleaned = _UNSAFE_NAME.sub("-", unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode())
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip(".-_")[:MAX_FILENAME_CHARS].rstrip(".-_")
+    return cleaned or "document"
+
+
+def _merge_metadata(parts: list[Metadata]) -> Metadata:
+    """One document's metadata from its chunks': what it is comes from its start, lists from all of it."""
+    first = parts[0]
+    tags = list(dict.fromkeys(t.strip().lower() for p in parts for t in p.tags if t.strip()))[:MAX_TAGS]
+    dates = _unique([d for p in parts for d in p.dates], "date")
+    parties = _unique([x for p in parts for x in p.parties], "name")
+    return first.model_copy(
+        update={"filename_suggestion": safe_filename(first.filename_suggestion), "tags": tags,
+                "dates": dates, "parties": parties, "language": first.language.strip().lower()}
+    )  # fmt: skip
+
+
 async def generate(
     client: LlmClient, kind: str, pages: Sequence[PageText], *, budget_tokens: int
 ) -> Product:
-    """Generate product ``kind`` (summary, flashcards, quiz, diagnostics) from page texts."""
+    """Generate product ``kind`` (summary, flashcards, quiz, diagnostics, metadata) from page texts."""
     if kind not in PRODUCTS:
         raise ValueError(f"unknown product {kind!r}; choose from {', '.join(PRODUCTS)}")
     chunks = chunk_pages(pages, budget_tokens=budget_tokens)
@@ -127,6 +152,8 @@ async def generate(
         result = Flashcards(cards=_unique([c for v in values for c in v.cards], "front"))
     elif kind == "quiz":
         result = Quiz(questions=_unique([q for v in values for q in v.questions], "question"))
+    elif kind == "metadata":
+        result = _merge_metadata(values)
     else:
         topics = list(dict.fromkeys(t for v in values for t in v.topics))
         result = Diagnostics(topics=topics, questions=_unique([q for v in values for q in v.questions], "question"))

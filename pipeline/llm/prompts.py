@@ -25,6 +25,16 @@ SYSTEM: dict[str, str] = {
     "topic from that list and a difficulty (easy, medium, hard), spread over topics and levels.",
 }
 
+SYSTEM["metadata"] = (
+    "You catalogue documents from their OCR text. Pages are marked [page N]; cite the page a date or "
+    "party comes from in source_page, using only page numbers that appear in the text. Give: a short "
+    "descriptive file name without extension (lowercase words joined by hyphens; lead with the date "
+    "and name the sender or subject, and an invoice or reference number if there is one); the "
+    "document type; the ISO 639-1 code of its main language; 3-8 short lowercase topic tags; the "
+    "dates it names (ISO 8601) with what each means; the people and organisations it names with "
+    "their role. Only what the text says; empty lists when there is nothing. Answer with JSON only."
+)
+
 REDUCE_SUMMARY = (
     _COMMON + " You are given partial summaries of consecutive parts of one document, as JSON. "
     "Merge them into one summary of the whole document; source_pages lists every page cited."

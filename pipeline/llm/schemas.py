@@ -1,4 +1,4 @@
-"""The four LLM products as pydantic models, and their strict JSON schemas for structured output.
+"""The LLM products as pydantic models, and their strict JSON schemas for structured output.
 
 A model validates what the server answers; ``response_format`` derives from the same model,
 so the schema sent and the check applied cannot drift apart. Each product has a chunk model
@@ -78,11 +78,48 @@ class Diagnostics(_Strict):
     questions: list[DiagnosticQuestion]
 
 
+# What a document is, for ``Metadata.document_type``.
+DOCUMENT_TYPES = (
+    "invoice", "receipt", "letter", "article", "form", "contract", "report", "statement",
+    "manual", "course_notes", "slides", "other",
+)  # fmt: skip
+
+
+class FoundDate(_Strict):
+    """A date the document names, and what happens on it."""
+
+    date: str = Field(min_length=1, description="ISO 8601: YYYY-MM-DD, or YYYY-MM when the day is not given")
+    meaning: str = Field(description="e.g. issue date, due date, signed on, published")
+    source_page: int = Field(ge=1)
+
+
+class Party(_Strict):
+    """A person or organisation the document names, and its role."""
+
+    name: str = Field(min_length=1)
+    role: str = Field(description="e.g. sender, recipient, vendor, customer, author, signatory")
+    source_page: int = Field(ge=1)
+
+
+class Metadata(_Strict):
+    """What a document is: a file name to give it, its type, language, tags, dates and parties."""
+
+    filename_suggestion: str = Field(
+        min_length=1, description="short descriptive file name without extension, e.g. 2024-03-acme-invoice-INV-0042"
+    )
+    document_type: Literal[DOCUMENT_TYPES]  # type: ignore[valid-type]
+    language: str = Field(min_length=2, description="ISO 639-1 code of the main language, e.g. en, fr")
+    tags: list[str] = Field(description="3-8 short lowercase topic tags")
+    dates: list[FoundDate]
+    parties: list[Party]
+
+
 PRODUCTS: dict[str, type[BaseModel]] = {
     "summary": Summary,
     "flashcards": Flashcards,
     "quiz": Quiz,
     "diagnostics": Diagnostics,
+    "metadata": Metadata,
 }
 
 

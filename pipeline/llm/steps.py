@@ -40,6 +40,11 @@ async def run_product(ctx: Context, client: LlmClient, document_id: uuid.UUID, k
         if p.status is PageStatus.DONE
     ]
     product = await generate(client, kind, pages, budget_tokens=ctx.settings.llm_context_tokens)
+    if kind == "metadata" and doc.filename and "." in doc.filename:
+        # The suggestion keeps the file's own extension: renaming must not change what it is.
+        suffix = doc.filename.rsplit(".", 1)[1].lower()
+        if suffix.isalnum() and len(suffix) <= 5:
+            product.data["filename_suggestion"] += f".{suffix}"
     data = {
         "kind": kind,
         "document_id": str(doc.id),

@@ -3,12 +3,19 @@
 The answer is JSON built from the ``response_format`` schema the client sent, citing the first
 ``[page N]`` of the request, so it validates. Queued modes change the next answers:
 ``ok``, ``429`` (with ``Retry-After``), ``malformed`` (not JSON), ``slow`` (waits ``slow_s``).
+
+``POST /v1/embeddings`` answers deterministic vectors derived from each text (``hashed_vector``:
+hashed character 3- and 4-grams of its words, projected onto ``embedding_dims`` signed
+dimensions, L2-normalised), so texts sharing word stems really are close and a search test can
+fail. Its own queue, ``embedding_modes``, takes ``ok``, ``429`` and ``500``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import math
 import re
 import threading
 import time
@@ -37,11 +44,34 @@ def instance(schema: dict[str, Any], defs: dict[str, Any], page: int, counter: I
     return f"{name or 'text'} {page}.{next(counter)}"
 
 
+# Size of the stand-in's embeddings unless the request asks for ``dimensions``.
+EMBEDDING_DIMS = 256
+_WORDS = re.compile(r"\w+")
+
+
+def hashed_vector(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
+    """A unit vector of ``text``'s character 3- and 4-grams (per word, padded), hashed onto ``dims``."""
+    vec = [0.0] * dims
+    for word in _WORDS.findall(text.lower()):
+        padded = f" {word} "
+        for n in (3, 4):
+            for i in range(len(padded) - n + 1):
+                digest = hashlib.blake2b(padded[i : i + n].encode(), digest_size=8).digest()
+                index = int.from_bytes(digest[:4], "little") % dims
+                vec[index] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
 class ChatServer:
     """The server's state: queued modes, received requests, tokens it reported."""
 
     def __init__(self) -> None:
         self.modes: list[str] = []
+        self.embedding_modes: list[str] = []
+        self.embedding_requests: list[dict[str, Any]] = []
+        self.embedding_times: list[float] = []  # time.monotonic() of each embeddings request
+        self.embedding_dims = EMBEDDING_DIMS
         self.requests: list[dict[str, Any]] = []
         self.usage: list[dict[str, int]] = []
         self.slow_s = 3.0
@@ -96,6 +126,30 @@ class ChatServer:
             "usage": usage,
         }
 
+    def embed(self, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """Answer ``/v1/embeddings``: one hashed vector per input, tokens as characters / 4."""
+        with self._lock:
+            mode = self.embedding_modes.pop(0) if self.embedding_modes else "ok"
+            self.embedding_requests.append(body)
+            self.embedding_times.append(time.monotonic())
+        if mode == "429":
+            return 429, {"Retry-After": "1"}, {"error": {"message": "rate limited", "type": "rate_limit"}}
+        if mode == "500":
+            return 500, {}, {"error": {"message": "server error", "type": "server_error"}}
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        dims = int(body.get("dimensions") or self.embedding_dims)
+        tokens = sum(len(t) // 4 + 1 for t in texts)
+        with self._lock:
+            self.usage.append({"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens})
+        return 200, {}, {
+            "object": "list",
+            "model": body["model"],
+            "data": [
+                {"object": "embedding", "index": i, "embedding": hashed_vector(t, dims)} for i, t in enumerate(texts)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -106,7 +160,8 @@ class ChatServer:
                     server.active += 1
                     server.max_active = max(server.max_active, server.active)
                 try:
-                    status, headers, payload = server.answer(body)
+                    route = server.embed if self.path.rstrip("/").endswith("/embeddings") else server.answer
+                    status, headers, payload = route(body)
                 finally:
                     with server._lock:
                         server.active -= 1

@@ -291,10 +291,30 @@ function renderDetailHeader(doc) {
       links.push(["Flashcards (.apkg)", `${docPath(doc.id)}/flashcards.apkg`]);
     }
   }
+  loadSuggestion(doc);
   links.push(["Status JSON", docPath(doc.id)]);
   $("detail-links").replaceChildren(
     ...links.map(([label, href]) => el("a", { href, className: "api-link", "data-label": label }, label)),
   );
+}
+
+// The metadata step's suggested file name, once it exists (shown as text, never markup).
+async function loadSuggestion(doc) {
+  const steps = (doc.options && doc.options.postprocess) || [];
+  if (!steps.includes("metadata") || !FINAL.has(doc.status)) {
+    show($("detail-suggestion"), "");
+    return;
+  }
+  try {
+    const artifact = await apiJson(`${docPath(doc.id)}/artifacts/metadata`);
+    if (!state.selected || state.selected.id !== doc.id) return;
+    const meta = artifact.metadata || {};
+    const tags = (meta.tags || []).join(", ");
+    show($("detail-suggestion"),
+      `Suggested name: ${meta.filename_suggestion} · ${meta.document_type}` + (tags ? ` · tags: ${tags}` : ""));
+  } catch (_) {
+    show($("detail-suggestion"), ""); // not generated (the step failed): the error line says why
+  }
 }
 
 function pageCard(id, pageNo) {
@@ -439,6 +459,36 @@ async function upload(event) {
   }
 }
 
+// --- search ---------------------------------------------------------------------------------------
+
+function searchResult(hit) {
+  const name = el("a", { href: `#/documents/${encodeURIComponent(hit.document_id)}`, className: "result-name" },
+    hit.filename || hit.document_id);
+  const meta = el("span", { className: "muted", text: ` page ${hit.page} · score ${hit.score.toFixed(4)} · ` });
+  return el("li", { "data-id": hit.document_id }, name, meta, statusBadge(el("span"), hit.status),
+    el("p", { className: "snippet", text: hit.snippet }));
+}
+
+async function search(event) {
+  event.preventDefault();
+  const q = $("search-input").value.trim();
+  if (!q) return;
+  show($("search-error"), "");
+  show($("search-message"), "Searching…");
+  $("search-button").disabled = true;
+  try {
+    const found = await apiJson(`/api/search?${new URLSearchParams({ q })}`);
+    $("search-results").replaceChildren(...found.results.map(searchResult));
+    show($("search-message"), found.results.length ? "" : "No documents found.");
+  } catch (err) {
+    $("search-results").replaceChildren();
+    show($("search-message"), "");
+    show($("search-error"), `Search failed: ${err.message}`);
+  } finally {
+    $("search-button").disabled = false;
+  }
+}
+
 // --- start ----------------------------------------------------------------------------------------
 
 async function start() {
@@ -463,6 +513,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("key-form").addEventListener("submit", useKey);
   $("forget-key").addEventListener("click", forgetKey);
   $("upload-form").addEventListener("submit", upload);
+  $("search-form").addEventListener("submit", search);
   $("refresh").addEventListener("click", refreshList);
   $("detail-links").addEventListener("click", openApiLink);
   window.addEventListener("hashchange", route);
