@@ -39,6 +39,7 @@ from benchmarks.vs_ocrmypdf import (  # the repository root goes on the path fir
     _pagemill_env,
     _timed,
     build_pdf,
+    check_tools,
     pagemill_startup,
     pdf_texts,
     run_ocrmypdf,
@@ -74,13 +75,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the PDFs in this directory")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON report path")
     args = parser.parse_args()
-    for tool in ("ocrmypdf", "pagemill"):
-        if not (BIN / tool).exists():
-            raise SystemExit(f"{BIN / tool} is missing: pip install -e '.[bench]'")
-    if shutil.which("pdftotext") is None or shutil.which("tesseract") is None:
-        raise SystemExit(
-            "needs pdftotext and tesseract: apt-get install poppler-utils tesseract-ocr ghostscript"
-        )
+    check_tools()
     work = Path(tempfile.mkdtemp(prefix="searchable-pdf-")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
     source = work / "dense_scans.pdf"

@@ -130,6 +130,17 @@ def pagemill_startup(work: Path, profile: str, ocr_threads: int | None) -> float
     return wall
 
 
+def check_tools() -> None:
+    """Exit with what to install when a tool the comparison runs is missing."""
+    for tool in ("ocrmypdf", "pagemill"):
+        if not (BIN / tool).exists():
+            raise SystemExit(f"{BIN / tool} is missing: pip install -e '.[bench]'")
+    if shutil.which("pdftotext") is None or shutil.which("tesseract") is None:
+        raise SystemExit(
+            "needs pdftotext and tesseract: apt-get install poppler-utils tesseract-ocr ghostscript"
+        )
+
+
 def pdf_texts(pdf: Path) -> list[str]:
     """Each page's text as ``pdftotext -raw`` reads it (in the order it was written)."""
     from pypdf import PdfReader
@@ -194,13 +205,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON report path")
     args = parser.parse_args()
 
-    for tool in ("ocrmypdf", "pagemill"):
-        if not (BIN / tool).exists():
-            raise SystemExit(f"{BIN / tool} is missing: pip install -e '.[bench]'")
-    if shutil.which("pdftotext") is None or shutil.which("tesseract") is None:
-        raise SystemExit(
-            "needs pdftotext and tesseract: apt-get install poppler-utils tesseract-ocr ghostscript"
-        )
+    check_tools()
     work = Path(tempfile.mkdtemp(prefix="vs-ocrmypdf-")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
     pdf = work / "dense_scans.pdf"

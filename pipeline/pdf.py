@@ -128,6 +128,17 @@ def open_pdf(path: Path) -> Iterator[pdfium.PdfDocument]:
             document.close()
 
 
+def load_page(document: pdfium.PdfDocument, page_no: int) -> pdfium.PdfPage:
+    """Page ``page_no`` (1-based) of an open document; UnreadableDocumentError when pdfium cannot load it."""
+    try:
+        return document[page_no - 1]
+    except pdfium.PdfiumError as exc:
+        raise UnreadableDocumentError(
+            f"page {page_no} of the PDF cannot be read ({exc}); re-save the PDF and upload it again",
+            page_no=page_no,
+        ) from exc
+
+
 def _pdf_error(exc: pdfium.PdfiumError) -> BadInputError:
     code = getattr(exc, "err_code", None)
     if code == pdfium_c.FPDF_ERR_PASSWORD:
@@ -183,13 +194,7 @@ def _render_pdf_page(path: Path, page_no: int, *, dpi: int, max_page_pixels: int
         # Filled-in form fields are text the user wants read; pdfium draws them only after this
         # (and it must come before the page is loaded).
         document.init_forms()
-        try:
-            page = document[page_no - 1]
-        except pdfium.PdfiumError as exc:
-            raise UnreadableDocumentError(
-                f"page {page_no} of the PDF cannot be read ({exc}); re-save the PDF and upload it again",
-                page_no=page_no,
-            ) from exc
+        page = load_page(document, page_no)
         try:
             width, height = pdf_pixel_size(page.get_width(), page.get_height(), dpi)
             if width < 1 or height < 1:

@@ -21,9 +21,9 @@ from web.errors import BadRequestError
 MAX_FIELD_BYTES = 16 * 1024
 # Most parts in one request (fields plus the file).
 MAX_PARTS = 64
-# Largest header block of one part, bytes: room for a file name of 10,000 characters (kept
-# shortened, web.uploads), still a bound on what one part's headers may hold in memory.
-MAX_PART_HEADER_BYTES = 64 * 1024
+# Largest header block of one part, bytes: a file name of a few thousand characters fits (it is
+# kept shortened, web.uploads); a longer one is refused with our message.
+MAX_PART_HEADER_BYTES = 8 * 1024
 _HEADERS_TOO_LONG = (
     f"a form part has more than {MAX_PART_HEADER_BYTES} bytes of headers (a file name that long?); "
     "rename the file and upload it again"

@@ -20,7 +20,6 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from pipeline import pdf
-from pipeline.errors import UnreadableDocumentError
 from pipeline.ocr.base import Line
 from pipeline.textlayer.model import LayerKind, PageLayer
 from pipeline.textlayer.text import _SPACES, _SPECIAL, _line, _runs, _text_cover, _words
@@ -91,13 +90,7 @@ def _analyze_page(
     thumbnail: bool,
     words: bool,
 ) -> PageLayer:
-    try:
-        page = document[page_no - 1]
-    except pdfium.PdfiumError as exc:
-        raise UnreadableDocumentError(
-            f"page {page_no} of the PDF cannot be read ({exc}); re-save the PDF and upload it again",
-            page_no=page_no,
-        ) from exc
+    page = pdf.load_page(document, page_no)
     try:
         # Field values are drawn by widget annotations; flattening puts them in the content.
         # pdfium requires the page to be loaded again afterwards.
