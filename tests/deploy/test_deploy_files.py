@@ -168,7 +168,7 @@ def test_files_the_dockerfiles_copy_build_a_wheel_with_every_module_the_commands
     assert out.returncode == 0, out.stderr[-3000:]
     (wheel,) = (tmp_path / "wheel").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    modules = {"web/app.py", "actors/ocr.py", "actors/llm.py", "actors/maintenance.py", "pagemill/cli.py",
+    modules = {"web/app.py", "actors/ocr.py", "actors/llm.py", "actors/maintenance.py", "pagemill/cli/__init__.py", "pagemill/cli/ocr.py",
                "serverless_handler.py", "pagemill/samples/sample.pdf"}  # fmt: skip
     for argv in map(procfile_argv, procfile().values()):
         modules.update(a.replace(".", "/") + ".py" for a in argv if re.fullmatch(r"actors\.\w+", a))

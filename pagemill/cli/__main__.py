@@ -1,0 +1,5 @@
+"""``python -m pagemill.cli``."""
+
+from pagemill.cli import main
+
+main()
