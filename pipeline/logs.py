@@ -37,7 +37,9 @@ def setup_logging(*, level: str = "INFO", fmt: Literal["auto", "json", "console"
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # One write() per line (PrintLogger writes the newline apart): a multi-process `dramatiq`
+        # worker forwards each write of its children as one message, so lines never interleave.
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
     # Library logs (dramatiq, asyncpg, botocore) go through the same renderer.

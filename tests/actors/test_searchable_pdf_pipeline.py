@@ -107,6 +107,7 @@ def test_forty_pages_by_two_processes_each_layer_once_and_a_failed_layer_reporte
         finally:
             proc.terminate()
             proc.wait(timeout=60)
+    # One JSON object per line, though two processes write them (each line is one write).
     events = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
     # Both processes read pages (and so made their layers): the work was spread.
     assert len({e["pid"] for e in events if e.get("event") == "page.done"}) == 2
