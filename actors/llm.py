@@ -96,7 +96,15 @@ def _client(purpose: str = "chat") -> LlmClient:
         overrides: dict[str, Any] = {"limiter": shared_llm_slot(settings)}
         if purpose == "embeddings":
             overrides["base_url"] = settings.embedding_base_url
-        _clients[key] = (settings, LlmClient.from_settings(settings, **overrides))
+        client = LlmClient.from_settings(settings, **overrides)
+        _clients[key] = (settings, client)
+
+        async def close() -> None:  # at worker shutdown: its HTTP pool belongs to this loop
+            if _clients.get(key, (None, None))[1] is client:
+                del _clients[key]
+            await client.aclose()
+
+        runtime.close_with_loop(close)
     return _clients[key][1]
 
 

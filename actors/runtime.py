@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -22,6 +23,8 @@ _contexts: dict[asyncio.AbstractEventLoop, Context] = {}
 _opening: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 _override: Settings | None = None
 _process: Settings | None = None
+# Per event loop: what else to close at worker shutdown (LLM clients), before its Context.
+_closers: dict[asyncio.AbstractEventLoop, list[Callable[[], Awaitable[None]]]] = {}
 
 
 def set_process_settings(settings: Settings) -> None:
@@ -70,25 +73,38 @@ async def context() -> Context:
     return ctx
 
 
+def close_with_loop(close: Callable[[], Awaitable[None]]) -> None:
+    """Await ``close()`` on the running loop when the worker shuts down (see ``close_contexts``)."""
+    _closers.setdefault(asyncio.get_running_loop(), []).append(close)
+
+
 def open_contexts() -> int:
     """How many contexts (pools, S3 clients) are open in this process."""
     return len(_contexts)
 
 
 def close_contexts() -> None:
-    """Close every context this process opened (called at worker shutdown).
+    """Close every context this process opened, and what was registered with each loop (at worker shutdown).
 
     Each is closed on the loop it was opened on while that loop still runs; a context whose loop
     has already stopped cannot be closed any more and is only dropped, with a warning.
     """
     thread = get_event_loop_thread()
-    for loop, ctx in list(_contexts.items()):
-        _contexts.pop(loop, None)
+    for loop in {*_contexts, *_closers}:
+        ctx = _contexts.pop(loop, None)
         _opening.pop(loop, None)
+        closers = _closers.pop(loop, [])
+
+        async def close_all(ctx: Context | None = ctx, closers: list[Callable[[], Awaitable[None]]] = closers) -> None:
+            for close in closers:
+                await close()
+            if ctx is not None:
+                await ctx.aclose()
+
         if thread is not None and loop is thread.loop:
-            thread.run_coroutine(ctx.aclose())
+            thread.run_coroutine(close_all())
         elif loop.is_running():
-            asyncio.run_coroutine_threadsafe(ctx.aclose(), loop).result(timeout=CLOSE_TIMEOUT_S)
+            asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=CLOSE_TIMEOUT_S)
         else:
             log.warning("runtime.context_dropped", reason="its event loop stopped before the context was closed")
 
