@@ -40,7 +40,7 @@ from pipeline.ocr import PageResult, get_engine, recognize_page
 from pipeline.outputs.formats import OUTPUTS, requested_outputs
 from pipeline.pdf_output import build_layer, layer_key, store_searchable_pdf
 from pipeline.sniff import DocumentKind
-from pipeline.storage import fetch_cached, prune_now_and_then
+from pipeline.storage import fetch_cached, prune, prune_due
 from pipeline.textlayer import OcrMode, PageLayer, Plan, TextSource
 from pipeline.thumbnails import thumbnail_key, thumbnail_png
 
@@ -66,10 +66,10 @@ async def _local_source(ctx: Context, doc: Document) -> Path:
         raise UnsupportedTypeError(f"document {doc.id} has no recorded type or hash", document_id=str(doc.id))
     settings = ctx.settings
     path = await fetch_cached(ctx.storage, doc.source_key, doc.sha256, settings.cache_dir, f".{doc.kind}")
-    await asyncio.to_thread(
-        prune_now_and_then, settings.cache_dir,
-        max_bytes=settings.cache_max_bytes, max_age_s=settings.cache_max_age_hours * 3600,
-    )  # fmt: skip
+    if prune_due(settings.cache_dir):  # a clock read per page; the directory scan every 10 min
+        await asyncio.to_thread(
+            prune, settings.cache_dir, max_bytes=settings.cache_max_bytes, max_age_s=settings.cache_max_age_hours * 3600
+        )
     return path
 
 

@@ -100,9 +100,9 @@ def search(query: str, limit: int, statuses: tuple[str, ...], tag: str | None, m
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as stored.")
 def stats(days: int, as_json: bool) -> None:
     """Show the daily summaries the clock stores (documents, pages/s, failure reasons, tokens)."""
-    from pipeline.stats import stored_days
+    from pipeline.stats import DailySummary, stored_days
 
-    async def read(store: JobStore, _: Settings) -> list:  # type: ignore[type-arg]
+    async def read(store: JobStore, _: Settings) -> list[DailySummary]:
         return await stored_days(store, days=days)
 
     summaries = with_job_store(read)

@@ -119,21 +119,28 @@ def strip_invisible_text(pdf: pikepdf.Pdf, page: pikepdf.Page) -> bool:
 
     Returns whether anything was removed. Visible text, images and paths stay as they are.
     """
-    removed = False
-    kept, changed = _strip_stream(pikepdf.parse_content_stream(page))
-    if changed:
-        page.obj.Contents = pdf.make_stream(pikepdf.unparse_content_stream(kept))
-        removed = True
     xobjects = page.resources.get("/XObject")
-    forms = list(xobjects.values()) if isinstance(xobjects, pikepdf.Dictionary) else []
+    forms = [
+        form for form in (xobjects.values() if isinstance(xobjects, pikepdf.Dictionary) else [])
+        if isinstance(form, pikepdf.Stream) and form.get("/Subtype") == pikepdf.Name.Form
+    ]  # fmt: skip
+    removed = False
+    content = _stripped(page)
+    if content is not None:
+        page.obj.Contents = pdf.make_stream(content)
+        removed = True
     for form in forms:
-        if not isinstance(form, pikepdf.Stream) or form.get("/Subtype") != pikepdf.Name.Form:
-            continue
-        kept, changed = _strip_stream(pikepdf.parse_content_stream(form))
-        if changed:
-            form.write(pikepdf.unparse_content_stream(kept))
+        content = _stripped(form)
+        if content is not None:
+            form.write(content)
             removed = True
     return removed
+
+
+def _stripped(target: pikepdf.Page | pikepdf.Object) -> bytes | None:
+    """``target``'s content stream without its invisible text, or None when it has none."""
+    kept, changed = _strip_stream(pikepdf.parse_content_stream(target))
+    return pikepdf.unparse_content_stream(kept) if changed else None
 
 
 def _image_pdf(path: Path) -> bytes:

@@ -17,7 +17,7 @@ from pipeline.storage._base import (
     Storage,
     validate_key,
 )
-from pipeline.storage.cache import adopt, fetch_cached, prune, prune_now_and_then
+from pipeline.storage.cache import adopt, fetch_cached, prune, prune_due
 from pipeline.storage.local import LOCAL_WRITE_BUFFER_BYTES, LocalStorage
 from pipeline.storage.s3 import (
     S3_CONNECT_TIMEOUT_S,
@@ -53,7 +53,7 @@ __all__ = [
     "build_storage",
     "fetch_cached",
     "prune",
-    "prune_now_and_then",
+    "prune_due",
     "validate_key",
 ]
 

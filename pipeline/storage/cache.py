@@ -131,14 +131,17 @@ def prune(cache_dir: Path, *, max_bytes: int, max_age_s: float, now: float | Non
     return removed, freed
 
 
-# When each cache directory was last pruned by ``prune_now_and_then`` in this process (monotonic s).
+# When each cache directory was last found due for pruning in this process (monotonic s).
 _last_pruned: dict[Path, float] = {}
 
 
-def prune_now_and_then(cache_dir: Path, *, max_bytes: int, max_age_s: float, every_s: float = 600.0) -> tuple[int, int]:
-    """``prune``, at most once per ``every_s`` per directory and process (workers call it on use)."""
+def prune_due(cache_dir: Path, *, every_s: float = 600.0) -> bool:
+    """True at most once per ``every_s`` per directory and process: workers prune as they use it.
+
+    Only a clock read, so callers on a hot path ask this before sending ``prune`` to a thread.
+    """
     now = time.monotonic()
     if now - _last_pruned.get(Path(cache_dir), -every_s) < every_s:
-        return 0, 0
+        return False
     _last_pruned[Path(cache_dir)] = now
-    return prune(cache_dir, max_bytes=max_bytes, max_age_s=max_age_s)
+    return True
