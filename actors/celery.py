@@ -45,7 +45,6 @@ from actors.celery_results import (
     document_failed,
     document_finished,
     document_revoked,
-    ensure_middleware,
 )
 from pipeline.intake import document_id_for_message
 from pipeline.settings import Settings
@@ -300,6 +299,3 @@ def run_bridge(
         signal.signal(sig, lambda *_: bridge.stop())
     bridge.run()
 
-
-# Workers import actors.ocr, which imports this module: the Celery results middleware rides along.
-ensure_middleware(setup_broker())

@@ -26,9 +26,7 @@ import dramatiq
 import redis
 import structlog
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, Retries
-
-from actors import runtime
+from dramatiq.middleware import Middleware
 
 log = structlog.get_logger(__name__)
 
@@ -165,17 +163,12 @@ class ResultWriter:
         return sorted(m.decode() for m in members)
 
 
-@functools.cache
-def writer_for(url: str) -> ResultWriter:
-    """One writer (one connection pool) per results URL per process."""
-    return ResultWriter(url)
-
-
-def _results_url() -> str:
-    url = runtime.settings().results_url
-    if url is None:
-        raise RuntimeError("no Celery result backend: set CELERY_RESULT_BACKEND or REDIS_URL")
-    return url
+def writer() -> ResultWriter:
+    """The result writer of this process's broker (its :class:`CeleryResults` middleware)."""
+    for middleware in dramatiq.get_broker().middleware:
+        if isinstance(middleware, CeleryResults):
+            return middleware.writer
+    raise RuntimeError("the broker has no CeleryResults middleware: build it with actors.broker.setup_broker")
 
 
 def document_payload(document_id: uuid.UUID | str, result: Any) -> dict[str, Any]:
@@ -193,35 +186,49 @@ def document_finished(document_id: uuid.UUID | str, result: Any) -> None:
     """Write the Celery results waiting on an aggregated document (``DocumentResult`` or None)."""
     if result is None:
         return  # duplicate aggregation: the first one wrote the result
-    writer = writer_for(_results_url())
+    results = writer()
     payload = document_payload(document_id, result)
-    for task_id in writer.take_watchers(str(document_id)):
+    for task_id in results.take_watchers(str(document_id)):
         if payload["status"] == "error":  # every page failed: the producer gets an exception
-            writer.failure(
+            results.failure(
                 task_id, "PagemillError", result.error or "every page failed", exc_module="pipeline.errors"
             )
         else:
-            writer.success(task_id, payload)
+            results.success(task_id, payload)
 
 
 def document_failed(document_id: uuid.UUID | str, reason: str) -> None:
     """A document that ended ``error`` outside aggregation: its waiting Celery producers get FAILURE."""
-    writer = writer_for(_results_url())
-    for task_id in writer.take_watchers(str(document_id)):
-        writer.failure(task_id, "PagemillError", reason, exc_module="pipeline.errors")
+    results = writer()
+    for task_id in results.take_watchers(str(document_id)):
+        results.failure(task_id, "PagemillError", reason, exc_module="pipeline.errors")
 
 
 def document_revoked(document_id: uuid.UUID | str, reason: str) -> int:
     """A cancelled document: its waiting Celery producers get REVOKED (``TaskRevokedError``)."""
-    writer = writer_for(_results_url())
-    watchers = writer.take_watchers(str(document_id))
+    results = writer()
+    watchers = results.take_watchers(str(document_id))
     for task_id in watchers:
-        writer.revoked(task_id, reason)
+        results.revoked(task_id, reason)
     return len(watchers)
 
 
 class CeleryResults(Middleware):
-    """Write the Celery result of every message that came through the Celery bridge."""
+    """Write the Celery result of every message that came through the Celery bridge.
+
+    ``results_url`` is CELERY_RESULT_BACKEND (else the broker's Redis); None on a broker that
+    serves no Celery producer, where a bridged message's result cannot be written.
+    """
+
+    def __init__(self, *, results_url: str | None) -> None:
+        self.results_url = results_url
+
+    @functools.cached_property
+    def writer(self) -> ResultWriter:
+        """One writer (one connection pool) per process, made on first use."""
+        if self.results_url is None:
+            raise RuntimeError("no Celery result backend: set CELERY_RESULT_BACKEND or REDIS_URL")
+        return ResultWriter(self.results_url)
 
     def after_process_message(
         self,
@@ -235,15 +242,14 @@ class CeleryResults(Middleware):
         if not isinstance(marker, dict) or marker.get("ignore_result"):
             return
         extra = {k: marker[k] for k in ("group_id", "parent_id") if marker.get(k)}
-        writer = writer_for(_results_url())
         if exception is None:
             if message.actor_name not in DEFERRED_ACTORS:
-                writer.success(message.message_id, result, **extra)
+                self.writer.success(message.message_id, result, **extra)
             return
         # Retries ran before us (we sit before it in the list) and marked the message failed if it is done.
         failed = message.failed
         trace = message.options.get("traceback") or "".join(tb.format_exception(exception))
-        writer.failure_from(
+        self.writer.failure_from(
             message.message_id, exception, traceback=trace, status="FAILURE" if failed else "RETRY", **extra
         )
 
@@ -251,14 +257,4 @@ class CeleryResults(Middleware):
         # AgeLimit skips a message past its max_age, which the bridge sets from Celery's `expires`.
         marker = message.options.get(OPTION)
         if isinstance(marker, dict) and not marker.get("ignore_result"):
-            writer_for(_results_url()).revoked(message.message_id, "expired")
-
-
-def ensure_middleware(broker: dramatiq.Broker) -> None:
-    """Add :class:`CeleryResults` unless the broker already has it (broker.py may list it)."""
-    if any(isinstance(m, CeleryResults) for m in broker.middleware):
-        return
-    # Dramatiq runs after_* hooks in reverse list order: sitting before Retries, we run after it
-    # and see whether it gave up on the message (message.failed) or will retry it.
-    has_retries = any(isinstance(m, Retries) for m in broker.middleware)
-    broker.add_middleware(CeleryResults(), before=Retries if has_retries else None)
+            self.writer.revoked(message.message_id, "expired")

@@ -24,7 +24,7 @@ from dramatiq.rate_limits import ConcurrentRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
 from actors import runtime
-from actors.broker import current_settings, setup_broker
+from actors.broker import DEFAULT
 from actors.notify import notify_if_final
 from actors.postprocess import STEP_ACTORS
 from pipeline.artifacts import Artifact
@@ -37,8 +37,6 @@ from pipeline.llm.steps import fail_postprocessing, run_product
 from pipeline.search import embed_document
 from pipeline.settings import Settings
 
-broker = setup_broker()
-DEFAULT_QUEUE = current_settings().default_queue
 # Errors that retrying cannot fix.
 PERMANENT = PermanentError  # every PagemillError that is not retryable (pipeline.errors)
 # Time limit of one product (several chunks, retries with Retry-After waits), milliseconds.
@@ -49,9 +47,6 @@ SLOT_WAIT_MIN_S, SLOT_WAIT_MAX_S = 0.05, 1.0
 # A slot held by a worker that died is freed this long after the limiter key last changed, beyond
 # the longest call (timeout x attempts), seconds.
 SLOT_TTL_MARGIN_S = 60
-
-_clients: dict[tuple[asyncio.AbstractEventLoop, str], tuple[Any, LlmClient]] = {}
-
 
 def shared_llm_slot(settings: Settings) -> Callable[[], AbstractAsyncContextManager[None]] | None:
     """A factory of async context managers, each holding one of the cluster-wide LLM call slots."""
@@ -82,36 +77,27 @@ def shared_llm_slot(settings: Settings) -> Callable[[], AbstractAsyncContextMana
     return slot
 
 
-def _client(purpose: str = "chat") -> LlmClient:
-    """One client per event loop, purpose and settings (its HTTP pool belongs to the loop).
+async def _client(purpose: str = "chat") -> LlmClient:
+    """One client per event loop and purpose, kept in the process state (its HTTP pool belongs to the loop).
 
     ``embeddings`` gets its own client only when PAGEMILL_EMBEDDING_BASE_URL names another server.
     """
-    settings = runtime.settings()
-    if purpose == "embeddings" and not settings.embedding_base_url:
+    if purpose == "embeddings" and not runtime.settings().embedding_base_url:
         purpose = "chat"
-    key = (asyncio.get_running_loop(), purpose)
-    cached = _clients.get(key)
-    if cached is None or cached[0] != settings:
+
+    def make(settings: Settings) -> LlmClient:
         overrides: dict[str, Any] = {"limiter": shared_llm_slot(settings)}
         if purpose == "embeddings":
             overrides["base_url"] = settings.embedding_base_url
-        client = LlmClient.from_settings(settings, **overrides)
-        _clients[key] = (settings, client)
+        return LlmClient.from_settings(settings, **overrides)
 
-        async def close() -> None:  # at worker shutdown: its HTTP pool belongs to this loop
-            if _clients.get(key, (None, None))[1] is client:
-                del _clients[key]
-            await client.aclose()
-
-        runtime.close_with_loop(close)
-    return _clients[key][1]
+    return await runtime.state.resource(("llm", purpose), make, LlmClient.aclose)
 
 
 async def _run(ctx: Context, kind: str, document_id: uuid.UUID) -> Artifact:
     if kind == "embeddings":
-        return await embed_document(ctx, _client("embeddings"), document_id)
-    return await run_product(ctx, _client(), document_id, kind)
+        return await embed_document(ctx, await _client("embeddings"), document_id)
+    return await run_product(ctx, await _client(), document_id, kind)
 
 
 async def _step(kind: str, document_id: str, finish_as: str | None) -> dict[str, Any]:
@@ -142,7 +128,7 @@ def _product_actor(kind: str) -> Any:
     return dramatiq.actor(
         step,
         actor_name=STEP_ACTORS[kind],
-        queue_name=DEFAULT_QUEUE,
+        queue_name=DEFAULT,
         throws=PERMANENT,
         time_limit=PRODUCT_TIME_LIMIT_MS,
         on_retry_exhausted="tasks.llm_step_exhausted",
@@ -165,7 +151,7 @@ PRODUCT_ACTORS = {
 }
 
 
-@dramatiq.actor(actor_name="tasks.llm_step_exhausted", queue_name=DEFAULT_QUEUE, throws=PERMANENT)
+@dramatiq.actor(actor_name="tasks.llm_step_exhausted", queue_name=DEFAULT, throws=PERMANENT)
 async def llm_step_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """A step whose retries ran out: the document ends ``partial_error`` with the last error."""
     kwargs = message_data.get("kwargs") or {}
@@ -175,7 +161,7 @@ async def llm_step_exhausted(message_data: dict[str, Any], retry_info: dict[str,
     await notify_if_final(kwargs["document_id"])
 
 
-@dramatiq.actor(actor_name="tasks.echo", queue_name=DEFAULT_QUEUE, max_retries=0)
+@dramatiq.actor(actor_name="tasks.echo", queue_name=DEFAULT, max_retries=0)
 def echo(*args: Any, **kwargs: Any) -> Any:
     """Return the payload unchanged (the seed's smoke test: ``echo.delay({"hello": "world"})``)."""
     if kwargs and not args:

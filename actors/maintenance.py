@@ -1,4 +1,4 @@
-"""Periodic maintenance on the default queue, scheduled by one `periodiq actors.maintenance` process.
+"""Periodic maintenance on the default queue, scheduled by one `periodiq actors.broker:setup_broker actors.maintenance` process.
 
 periodiq has no lock and fires once at start for the current minute, so every job here is
 safe to run at any time and twice at once: the reaper and the retention purge claim rows with
@@ -17,24 +17,21 @@ import dramatiq
 import structlog
 from periodiq import cron
 
+import actors.ocr as ocr_actors
 from actors import runtime
-from actors.broker import current_settings, setup_broker
+from actors.broker import DEFAULT
 from actors.postprocess import start_pipeline
 from pipeline.maintenance import purge_expired, reap
 from pipeline.stats import record_day
 from pipeline.storage import prune
 
-broker = setup_broker()
-import actors.ocr as ocr_actors
-
-DEFAULT_QUEUE = current_settings().default_queue
 log = structlog.get_logger(__name__)
 # Days before today the daily summary recomputes on each run (covers skipped runs).
 DAYS_RECOMPUTED = 3
 
 
 @dramatiq.actor(
-    actor_name="tasks.reap_lost_work", queue_name=DEFAULT_QUEUE, periodic=cron("*/5 * * * *"), max_retries=0
+    actor_name="tasks.reap_lost_work", queue_name=DEFAULT, periodic=cron("*/5 * * * *"), max_retries=0
 )
 async def reap_lost_work() -> None:
     """Re-send the messages of documents that went silent; fail pages lost too often."""
@@ -45,14 +42,14 @@ async def reap_lost_work() -> None:
     messages += [ocr_actors.ocr_page.message(document_id=str(d), page_no=n) for d, n in plan.pages]
     messages += [ocr_actors.aggregate_document.message(document_id=str(d)) for d in plan.aggregations]
     for message in messages:
-        await asyncio.to_thread(broker.enqueue, message)
+        await asyncio.to_thread(dramatiq.get_broker().enqueue, message)
     if plan.postprocessing:
         for resume in plan.postprocessing:  # no step left: start_pipeline closes the document now
             await start_pipeline(str(resume.document_id), resume.steps, finish_as=resume.finish_as)
 
 
 @dramatiq.actor(
-    actor_name="tasks.purge_expired", queue_name=DEFAULT_QUEUE, periodic=cron("17 * * * *"), max_retries=0
+    actor_name="tasks.purge_expired", queue_name=DEFAULT, periodic=cron("17 * * * *"), max_retries=0
 )
 async def purge_expired_documents() -> None:
     """Delete documents finished longer than PAGEMILL_RETENTION_DAYS ago (files and rows)."""
@@ -70,7 +67,7 @@ async def purge_expired_documents() -> None:
 
 
 @dramatiq.actor(
-    actor_name="tasks.prune_source_cache", queue_name=DEFAULT_QUEUE, periodic=cron("*/30 * * * *"), max_retries=0
+    actor_name="tasks.prune_source_cache", queue_name=DEFAULT, periodic=cron("*/30 * * * *"), max_retries=0
 )
 async def prune_source_cache() -> None:
     """Keep this machine's source-file cache within PAGEMILL_CACHE_MAX_AGE_HOURS and _MAX_BYTES."""
@@ -82,7 +79,7 @@ async def prune_source_cache() -> None:
 
 
 @dramatiq.actor(
-    actor_name="tasks.daily_stats", queue_name=DEFAULT_QUEUE, periodic=cron("5 0 * * *"), max_retries=3
+    actor_name="tasks.daily_stats", queue_name=DEFAULT, periodic=cron("5 0 * * *"), max_retries=3
 )
 async def daily_stats() -> None:
     """Store the summaries of the last few UTC days and of today so far; log yesterday's.

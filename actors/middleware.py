@@ -15,6 +15,7 @@ import structlog
 from dramatiq.middleware import Middleware
 
 from actors import runtime
+from pipeline.settings import Settings
 
 # Message kwargs copied into every log line of the task.
 LOGGED_KWARGS = ("document_id", "page_no", "storage_key")
@@ -46,15 +47,20 @@ class LogContext(Middleware):
 
 
 class ProcessResources(Middleware):
-    """Configure logging at worker boot; close pools and clients at shutdown."""
+    """Fill the process state at worker boot (settings, logging); close what it opened at shutdown."""
+
+    def __init__(self, state: runtime.ProcessState, settings: Settings) -> None:
+        self.state = state
+        self.settings = settings
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.state.configure(self.settings)
         runtime.configure_logging()
         logging.getLogger("dramatiq.worker.WorkerThread").addFilter(_drop_results_warning)
         _absorb_duplicate_sigterm()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        runtime.close_contexts()
+        self.state.close()
 
 
 def _drop_results_warning(record: logging.LogRecord) -> bool:

@@ -15,12 +15,11 @@ import dramatiq
 import httpx
 
 from actors import runtime
-from actors.broker import current_settings, setup_broker
+from actors.broker import DEFAULT
 from pipeline.callbacks import deliver, wants_notification
 from pipeline.errors import PermanentError
 from pipeline.jobs import parse_id
 
-broker = setup_broker()
 # Attempts after the first; with the default backoff (1 s doubling to 60 s) about 3 minutes in all.
 CALLBACK_MAX_RETRIES = 8
 CALLBACK_TIME_LIMIT_MS = 120_000
@@ -28,7 +27,7 @@ CALLBACK_TIME_LIMIT_MS = 120_000
 
 @dramatiq.actor(
     actor_name="tasks.notify_callback",
-    queue_name=current_settings().default_queue,
+    queue_name=DEFAULT,
     max_retries=CALLBACK_MAX_RETRIES,
     throws=PermanentError,  # CallbackRejectedError, NotFoundError, ...: retried only if retryable
     time_limit=CALLBACK_TIME_LIMIT_MS,

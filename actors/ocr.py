@@ -15,7 +15,7 @@ import structlog
 from dramatiq.middleware import CurrentMessage
 
 from actors import runtime
-from actors.broker import current_settings, setup_broker
+from actors.broker import DEFAULT, OCR
 from actors.celery_results import document_failed, document_finished, document_revoked
 from actors.notify import notify_if_final
 from actors.postprocess import start_pipeline
@@ -27,12 +27,8 @@ from pipeline.errors import (
 )
 from pipeline.jobs import DocumentStatus
 
-broker = setup_broker()
-_settings = current_settings()
 log = structlog.get_logger(__name__)
 
-OCR_QUEUE = _settings.ocr_queue
-DEFAULT_QUEUE = _settings.default_queue
 # Errors that retrying cannot fix: every PagemillError that is not retryable (pipeline.errors).
 PERMANENT = PermanentError
 
@@ -97,7 +93,7 @@ def _document_actor(name: str, *, require_pdf: bool, doc: str) -> Any:
     split.__name__ = name.removeprefix("tasks.")
     split.__doc__ = doc
     return dramatiq.actor(
-        split, actor_name=name, queue_name=OCR_QUEUE, throws=PERMANENT, on_retry_exhausted="tasks.ocr_document_exhausted"
+        split, actor_name=name, queue_name=OCR, throws=PERMANENT, on_retry_exhausted="tasks.ocr_document_exhausted"
     )
 
 
@@ -111,9 +107,8 @@ ocr_pdf_document = _document_actor(
 
 @dramatiq.actor(
     actor_name="tasks.ocr_page",
-    queue_name=OCR_QUEUE,
+    queue_name=OCR,
     throws=PERMANENT,
-    time_limit=_settings.page_time_limit * 1000,
     on_retry_exhausted="tasks.ocr_page_exhausted",
 )
 async def ocr_page(
@@ -125,7 +120,10 @@ async def ocr_page(
     dpi: int | None = None,
     **_: Any,
 ) -> dict[str, Any] | None:
-    """OCR one page of a document; the page that closes the barrier sends aggregation."""
+    """OCR one page of a document; the page that closes the barrier sends aggregation.
+
+    Time limit: PAGEMILL_PAGE_TIME_LIMIT (``actors.broker.placement``).
+    """
     page_no = _page_number(page_no)
     ctx = await runtime.context()
     if document_id is None:
@@ -147,7 +145,7 @@ async def ocr_page(
     return None
 
 
-@dramatiq.actor(actor_name="tasks.ocr_page_exhausted", queue_name=OCR_QUEUE, throws=PERMANENT)
+@dramatiq.actor(actor_name="tasks.ocr_page_exhausted", queue_name=OCR, throws=PERMANENT)
 async def ocr_page_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """A page whose retries ran out: mark it failed with the last error, close the barrier."""
     kwargs = message_data.get("kwargs") or {}
@@ -178,7 +176,7 @@ def _exhausted_reason(message_data: dict[str, Any], retry_info: dict[str, Any]) 
     return f"failed after {retry_info.get('retries', 0) + 1} attempts: {last}"
 
 
-@dramatiq.actor(actor_name="tasks.ocr_document_exhausted", queue_name=OCR_QUEUE, throws=PERMANENT)
+@dramatiq.actor(actor_name="tasks.ocr_document_exhausted", queue_name=OCR, throws=PERMANENT)
 async def ocr_document_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """A document that could not be split after every retry: mark it ``error`` with the reason."""
     kwargs = message_data.get("kwargs") or {}
@@ -193,7 +191,7 @@ async def ocr_document_exhausted(message_data: dict[str, Any], retry_info: dict[
 
 @dramatiq.actor(
     actor_name="tasks.aggregate_document",
-    queue_name=OCR_QUEUE,
+    queue_name=OCR,
     throws=PERMANENT,
     on_retry_exhausted="tasks.aggregate_document_exhausted",
 )
@@ -210,7 +208,7 @@ async def aggregate_document(document_id: str) -> None:
     await notify_if_final(document_id)  # also after a redelivery, should the first run have died here
 
 
-@dramatiq.actor(actor_name="tasks.aggregate_document_exhausted", queue_name=OCR_QUEUE, throws=PERMANENT)
+@dramatiq.actor(actor_name="tasks.aggregate_document_exhausted", queue_name=OCR, throws=PERMANENT)
 async def aggregate_document_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """Results that could not be written after every retry (storage down): ``error`` with the reason.
 
@@ -224,7 +222,7 @@ async def aggregate_document_exhausted(message_data: dict[str, Any], retry_info:
         await notify_if_final(document_id)
 
 
-@dramatiq.actor(actor_name="tasks.document_cancelled", queue_name=DEFAULT_QUEUE, throws=PERMANENT)
+@dramatiq.actor(actor_name="tasks.document_cancelled", queue_name=DEFAULT, throws=PERMANENT)
 async def document_cancelled(document_id: str) -> None:
     """Tell whoever waits on a cancelled document: Celery producers (REVOKED), its callback URL.
 

@@ -2,7 +2,7 @@
 
 One N-page PDF whose text is in the file (made with reportlab, tests/born_digital.py) goes
 through the whole stack as the Procfile runs it: the web app (uvicorn) takes the upload over
-HTTP, OCR-queue workers (`dramatiq actors.ocr`, one process per core) split it and read the
+HTTP, OCR-queue workers (`dramatiq actors.broker:setup_broker actors.ocr`, one process per core) split it and read the
 text layers, and the clock stops when GET /status says `completed`. Workers are warmed with a
 one-page document first, so model loading (none is needed here) and imports are not counted.
 Side by side, on the same file and cores: `ocrmypdf --skip-text -j <cores>` (it also keeps
@@ -97,7 +97,7 @@ def run_pagemill(args: argparse.Namespace, data: bytes, warm: bytes, tmp: Path) 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     web = start_server(env, port)  # returns once /healthz answers
-    ocr = _start([sys.executable, "-m", "dramatiq", "actors.ocr", "--queues", "ocr", "--processes",
+    ocr = _start([sys.executable, "-m", "dramatiq", "actors.broker:setup_broker", "actors.ocr", "--queues", "ocr", "--processes",
                   str(args.processes), "--threads", "1"], env)  # fmt: skip
     try:
         with httpx.Client(base_url=base, timeout=60) as client:

@@ -170,7 +170,7 @@ def run_pagemill(pdf_bytes: bytes, warm_bytes: bytes, pages: int, processes: int
     import actors.ocr  # noqa: F401
 
     # As the Procfile's ocr process: actors.ocr only (OCR workers do not import actors.llm).
-    cmd = [sys.executable, "-m", "dramatiq", "actors.ocr", "--queues", settings.ocr_queue,
+    cmd = [sys.executable, "-m", "dramatiq", "actors.broker:setup_broker", "actors.ocr", "--queues", settings.ocr_queue,
            "--processes", str(processes), "--threads", str(threads)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_worker_env(settings, threads), start_new_session=True)
     try:

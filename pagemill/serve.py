@@ -34,15 +34,15 @@ def process_types(settings: Settings, *, host: str, port: int, ocr_processes: in
     py = sys.executable
     types = [
         ProcessType("web", [py, "-m", "uvicorn", "web.app:create_app", "--factory", "--host", host, "--port", str(port)]),
-        ProcessType("ocr", [py, "-m", "dramatiq", "actors.ocr", "--queues", settings.ocr_queue,
+        ProcessType("ocr", [py, "-m", "dramatiq", "actors.broker:setup_broker", "actors.ocr", "--queues", settings.ocr_queue,
                             "--processes", str(ocr_processes), "--threads", "1"]),
-        ProcessType("default", [py, "-m", "dramatiq", "actors.llm", "actors.ocr", "actors.maintenance",
+        ProcessType("default", [py, "-m", "dramatiq", "actors.broker:setup_broker", "actors.llm", "actors.ocr", "actors.maintenance",
                                 "--queues", settings.default_queue,
                                 "--processes", "1", "--threads", "4"]),
     ]
     if with_clock:
         # periodiq is a package without __main__: run its console script from this venv.
-        types.append(ProcessType("clock", [str(Path(py).parent / "periodiq"), "actors.maintenance"]))
+        types.append(ProcessType("clock", [str(Path(py).parent / "periodiq"), "actors.broker:setup_broker", "actors.maintenance"]))
     types.append(ProcessType("bridge", [py, "-m", "pagemill.cli", "celery-bridge"]))
     return types
 

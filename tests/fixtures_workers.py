@@ -129,10 +129,7 @@ def start_worker(broker: RedisBroker, pipeline_settings: Settings) -> Iterator[C
         # no thread processes, and the next test's worker never sees them.
         broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
     # Worker shutdown closes the pools, S3 clients and LLM clients it opened (a leak shows up here).
-    assert runtime.open_contexts() == 0
-    from actors import llm
-
-    assert llm._clients == {}, "an LLM client outlived its worker"
+    assert runtime.state.open_count() == 0, "a context or LLM client outlived its worker"
     runtime.use_settings(None)
     broker.flush_all()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +11,7 @@ import structlog
 from redis.asyncio import Redis
 from starlette.requests import Request
 
+from actors.producer import Producer
 from pipeline.context import Context
 from pipeline.outputs.formats import OUTPUTS
 from pipeline.settings import Settings
@@ -20,10 +21,6 @@ if TYPE_CHECKING:  # web.metrics reads AppState at request time
 
 log = structlog.get_logger(__name__)
 
-# Sends tasks.ocr_document for a document; returns the Dramatiq message id.
-Enqueue = Callable[[uuid.UUID], Awaitable[str]]
-
-
 @dataclass(slots=True)
 class AppState:
     """Per-process resources of the web app."""
@@ -32,7 +29,7 @@ class AppState:
     ctx: Context
     redis: Redis
     metrics: Metrics
-    enqueue: Enqueue
+    producer: Producer
 
 
 def app_state(request: Request) -> AppState:
@@ -54,7 +51,7 @@ def links(document_id: uuid.UUID, outputs: Iterable[str] = ()) -> dict[str, str]
 async def try_enqueue(state: AppState, document_id: uuid.UUID) -> str | None:
     """Send tasks.ocr_document; None when the broker failed (the document stays ``queued``)."""
     try:
-        return await state.enqueue(document_id)
+        return await state.producer.ocr_document(document_id)
     except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the row is already committed
         # The reaper re-sends documents left in `queued` (PAGEMILL_REAPER_AGE_S), so the upload
         # is not lost; refusing it now would make clients upload it twice.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -47,9 +45,7 @@ async def cancel(request: Request) -> Response:
         doc = await store.get_document(doc_id)  # raises 404 when it does not exist
         raise ConflictError(f"document {doc.id} has already finished ({doc.status.value}); nothing to cancel")
     # A cancelled document never aggregates: tell its Celery producers and callback URL now.
-    from actors.ocr import document_cancelled  # web only enqueues
-
-    await asyncio.to_thread(document_cancelled.send, document_id=str(doc_id))
+    await state.producer.document_cancelled(doc_id)
     return JSONResponse({"id": str(doc_id), "status": DocumentStatus.CANCELLED.value, "links": links(doc_id)})
 
 

@@ -7,16 +7,15 @@ producer side needs; the web process only sends messages, it never runs an actor
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 
-from dramatiq.brokers.redis import RedisBroker
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from actors.broker import setup_broker
+from actors.producer import Producer
 from pipeline.context import Context
 from pipeline.errors import PagemillError
 from pipeline.logs import setup_logging
@@ -35,7 +34,7 @@ from web import (
     thumbnails,
     uploads,
 )
-from web._state import AppState, Enqueue
+from web._state import AppState
 from web.auth import ApiKeyMiddleware
 from web.errors import EXCEPTION_HANDLERS
 from web.metrics import Metrics
@@ -56,48 +55,17 @@ ROUTES = [
 ]
 
 
-def _setup_broker(settings: Settings) -> RedisBroker:
-    """The process's broker; an existing one is reused when it serves the same Redis namespace."""
-    from actors import broker as broker_module
-
-    try:
-        return broker_module.setup_broker(settings)
-    except RuntimeError:
-        # Embedded mode and tests build the broker first with their own settings; the web app
-        # only needs it to point at the same Redis keys.
-        current = broker_module.current_settings()
-        same = (current.redis_url, current.redis_namespace, current.ocr_queue)
-        if same != (settings.redis_url, settings.redis_namespace, settings.ocr_queue):
-            raise PagemillError(
-                "this process already has a Dramatiq broker for another Redis or namespace; "
-                "create the app with the settings the broker was built from"
-            ) from None
-        return broker_module.setup_broker()
-
-
-def _enqueuer(settings: Settings) -> Enqueue:
-    _setup_broker(settings)
-    # Actor modules bind to the broker at import, so they are imported only after it exists.
-    from actors.ocr import ocr_document
-
-    async def enqueue(document_id: uuid.UUID) -> str:
-        # dramatiq's send is blocking Redis I/O: keep it off the event loop.
-        message = await asyncio.to_thread(ocr_document.send, document_id=str(document_id))
-        return str(message.message_id)
-
-    return enqueue
-
-
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if not settings.redis_url:
         raise PagemillError("REDIS_URL is not set: the web app needs the Redis that workers read from")
-    enqueue = _enqueuer(settings)
+    # The process's broker: the worker's when web runs beside workers (tests, embedded mode).
+    producer = Producer(setup_broker(settings))
     ctx = await Context.open(settings)
     redis = Redis.from_url(settings.redis_url)
     app.state.pagemill = AppState(
-        settings=settings, ctx=ctx, redis=redis, metrics=app.state.metrics, enqueue=enqueue
+        settings=settings, ctx=ctx, redis=redis, metrics=app.state.metrics, producer=producer
     )
     try:
         yield

@@ -107,7 +107,7 @@ def stats(days: int, as_json: bool) -> None:
 
     summaries = with_job_store(read)
     if not summaries:
-        err.print("no daily summaries yet: the clock process (periodiq actors.maintenance) stores one at 00:05")
+        err.print("no daily summaries yet: the clock process (periodiq actors.broker:setup_broker actors.maintenance) stores one at 00:05")
     for s in summaries:
         if as_json:
             click.echo(json.dumps(s.to_json()))

@@ -32,7 +32,7 @@ def test_dramatiq_cli_worker_processes_a_document_and_stops_on_sigterm(
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors.ocr", "actors.llm", "--queues", pipeline_settings.ocr_queue,
+            [sys.executable, "-m", "dramatiq", "actors.broker:setup_broker", "actors.ocr", "actors.llm", "--queues", pipeline_settings.ocr_queue,
              "--processes", "1", "--threads", "2"],
             cwd=ROOT, env=worker_env(pipeline_settings), stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -59,7 +59,7 @@ def test_forty_pages_by_two_processes_each_layer_once_and_a_failed_layer_reporte
     log_path = tmp_path / "workers.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors.ocr", "--queues", pipeline_settings.ocr_queue,
+            [sys.executable, "-m", "dramatiq", "actors.broker:setup_broker", "actors.ocr", "--queues", pipeline_settings.ocr_queue,
              "--processes", "2", "--threads", "1"],
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

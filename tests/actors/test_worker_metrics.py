@@ -54,7 +54,7 @@ def test_cli_worker_exports_dramatiq_metrics_on_its_port(
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors.ocr", "actors.llm", "--queues", default, ocr,
+            [sys.executable, "-m", "dramatiq", "actors.broker:setup_broker", "actors.ocr", "actors.llm", "--queues", default, ocr,
              "--processes", "2", "--threads", "1"],
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

@@ -8,10 +8,7 @@ import dramatiq
 import redis
 
 from actors import runtime
-from actors.broker import current_settings, setup_broker
-
-broker = setup_broker()
-QUEUE = current_settings().default_queue
+from actors.broker import DEFAULT as QUEUE
 
 
 @functools.cache

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +23,7 @@ from celery.exceptions import TaskRevokedError
 from actors.celery_protocol import priority_key
 from actors.celery_results import RESULT_KEY_PREFIX
 from tests.celery.conftest import RESULT_TIMEOUT_S
+from tests.fixtures_workers import ROOT, worker_env
 
 
 def test_send_task_by_name(celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any) -> None:
@@ -219,18 +224,29 @@ def test_results_go_to_celery_result_backend_in_another_database(
     make_celery: Callable[..., Celery],
     redis_url: str,
     pipeline_settings: Any,
-    start_worker: Callable[..., Any],
     start_bridge: Any,
+    tmp_path: Path,
 ) -> None:
     results_url = redis_url.rsplit("/", 1)[0] + "/5"
     app = make_celery(backend=results_url)
-    start_worker(pipeline_settings.model_copy(update={"result_backend_url": results_url}))
-    start_bridge(results_url=results_url)
-    ok = app.send_task("tasks.echo", args=[{"db": 5}])
-    refused = app.send_task("tasks.nope")
-    assert ok.get(timeout=RESULT_TIMEOUT_S) == {"db": 5}
-    with pytest.raises(Exception, match="unknown task"):
-        refused.get(timeout=RESULT_TIMEOUT_S)
+    # A worker started the way the Procfile starts it, with CELERY_RESULT_BACKEND in its environment.
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "actors.broker:setup_broker", "actors.llm",
+             "--queues", pipeline_settings.default_queue, "--processes", "1", "--threads", "1"],
+            cwd=ROOT, env=worker_env(pipeline_settings, CELERY_RESULT_BACKEND=results_url),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        start_bridge(results_url=results_url)
+        ok = app.send_task("tasks.echo", args=[{"db": 5}])
+        refused = app.send_task("tasks.nope")
+        assert ok.get(timeout=RESULT_TIMEOUT_S) == {"db": 5}
+        with pytest.raises(Exception, match="unknown task"):
+            refused.get(timeout=RESULT_TIMEOUT_S)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(60)
     other, main = redis.Redis.from_url(results_url), redis.Redis.from_url(redis_url)
     for task_id in (ok.id, refused.id):
         assert other.exists(RESULT_KEY_PREFIX + task_id) and not main.exists(RESULT_KEY_PREFIX + task_id)

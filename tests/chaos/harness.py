@@ -60,7 +60,7 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class CliWorker:
-    """One ``dramatiq actors.ocr actors.llm`` command (main process + worker processes)."""
+    """One ``dramatiq actors.broker:setup_broker actors.ocr actors.llm`` command (main process + worker processes)."""
 
     def __init__(
         self,
@@ -77,6 +77,7 @@ class CliWorker:
             sys.executable,
             "-m",
             "dramatiq",
+            "actors.broker:setup_broker",
             "actors.ocr",
             "actors.llm",
             "--queues",

@@ -208,7 +208,10 @@ def test_build_context_keeps_what_the_dockerfile_copies_and_nothing_else(path: P
 # --- commands ----------------------------------------------------------------------------------
 
 
-# Imports each module:attribute given, as a fresh process (the actor modules build the broker).
+# The broker argument of every dramatiq and periodiq command line.
+SETUP = "actors.broker:setup_broker"
+
+
 def _image_commands() -> dict[str, list[str]]:
     """Every command a container of the pagemill image runs, by where it is set."""
     commands = {f"{p.name}: CMD": yaml.safe_load(instructions(p, "CMD")[-1]) for p in DOCKERFILES}
@@ -254,10 +257,13 @@ def test_procfile_lines_run_installed_programs_with_real_modules_and_queues(redi
         if program == "dramatiq":
             parsed = make_argument_parser().parse_args(args)  # exits on an unknown option
             imports += [parsed.broker, *parsed.modules]
+            # The setup callable runs before the actor modules are imported (they only declare).
+            assert parsed.broker == SETUP, f"{process_type}: the broker argument is {parsed.broker}"
             assert parsed.queues == [queues[process_type]], f"{process_type} consumes {parsed.queues}"
         elif program == "uvicorn":
             imports.append(args[0])
         elif program == "periodiq":
+            assert args[0] == SETUP, f"{process_type}: periodiq's broker argument is {args[0]}"
             imports += [a for a in args if not a.startswith("-")]
         else:
             assert program == "pagemill", f"{process_type}: unexpected program {program}"

@@ -60,7 +60,7 @@ def test_llm_calls_in_flight_never_exceed_the_shared_limit(
     for n in range(WORKERS):
         with (tmp_path / f"worker-{n}.log").open("wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "dramatiq", "actors.llm", "--queues", pipeline_settings.default_queue,
+                [sys.executable, "-m", "dramatiq", "actors.broker:setup_broker", "actors.llm", "--queues", pipeline_settings.default_queue,
                  "--processes", "1", "--threads", str(THREADS_PER_WORKER)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip

@@ -110,7 +110,7 @@ def stack(
     log_path = data_dir / "worker.log"
     log_file = log_path.open("wb")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "actors.ocr", "actors.llm", "--queues", settings.ocr_queue,
+        [sys.executable, "-m", "dramatiq", "actors.broker:setup_broker", "actors.ocr", "actors.llm", "--queues", settings.ocr_queue,
          settings.default_queue, "--processes", "1", "--threads", "2"],
         cwd=ROOT, env=worker_env(settings) | FAST_RETRIES, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from actors.producer import Producer
 from pipeline.context import Context
 from pipeline.jobs import DocumentStatus
 from pipeline.settings import Settings
@@ -213,10 +214,11 @@ def test_upload_stays_queued_when_the_broker_fails(web_settings: Callable[..., S
     server.start()
     try:
 
-        async def broken(document_id: uuid.UUID) -> str:
-            raise ConnectionError("redis is down")
+        class Broken(Producer):
+            async def send(self, actor_name: str, **kwargs: object) -> str:
+                raise ConnectionError("redis is down")
 
-        app.state.pagemill.enqueue = broken
+        app.state.pagemill.producer = Broken(app.state.pagemill.producer.broker)
         with httpx.Client(base_url=server.url, timeout=30) as client:
             response = client.post("/api/documents", files={"file": ("a.pdf", _two_page_pdf())})
             assert response.status_code == 202, response.text
