@@ -62,3 +62,24 @@ async def document_tokens(store: JobStore, document_id: uuid.UUID) -> int:
         "SELECT coalesce(sum(tokens), 0) FROM artifacts WHERE document_id = $1", document_id
     )
     return int(total)
+
+
+async def tokens_by_kind(store: JobStore, start: datetime, end: datetime) -> dict[str, int]:
+    """LLM tokens per artifact kind, artifacts made in ``[start, end)`` (the daily summary)."""
+    rows = await store.pool.fetch(
+        "SELECT kind, sum(tokens) AS n FROM artifacts WHERE created_at >= $1 AND created_at < $2 "
+        "GROUP BY kind ORDER BY kind",
+        start, end,
+    )  # fmt: skip
+    return {r["kind"]: int(r["n"]) for r in rows}
+
+
+async def recent_tokens_by_kind(store: JobStore, *, window_s: float) -> dict[str, int]:
+    """LLM tokens per artifact kind, artifacts made in the last ``window_s`` seconds (metrics)."""
+    # The window ends at the database's clock, like the other metrics reads, not this process's.
+    rows = await store.pool.fetch(
+        "SELECT kind, sum(tokens) AS n FROM artifacts WHERE created_at > now() - make_interval(secs => $1) "
+        "GROUP BY kind ORDER BY kind",
+        float(window_s),
+    )
+    return {r["kind"]: int(r["n"]) for r in rows}

@@ -10,7 +10,8 @@ The purge deletes documents that finished longer than the retention age ago: the
 objects first (everything under ``documents/<id>/``), then their rows (pages, artifacts and
 callback deliveries go with them by ``ON DELETE CASCADE``), one bounded batch per transaction.
 The batch's rows stay locked (``FOR UPDATE SKIP LOCKED``) until the rows are gone, so a second
-purge takes other documents and a reprocess request waits, then finds nothing.
+purge takes other documents and a reprocess request waits, then finds nothing. The SQL of both
+lives in the job store package (``pipeline.jobs.recovery``, ``pipeline.jobs.retention``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import structlog
 
 from pipeline.artifacts import list_artifacts
 from pipeline.documents import postprocess_steps
-from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus, JobStore, PageStatus
+from pipeline.jobs import DocumentStatus, JobStore, PageStatus
 from pipeline.jobs.recovery import claim_lost_work
+from pipeline.jobs.retention import claim_expired
 from pipeline.storage import Storage
 
 log = structlog.get_logger(__name__)
@@ -143,33 +145,21 @@ async def purge_expired(
 async def _purge_batch(
     store: JobStore, storage: Storage, *, older_than: timedelta, batch_size: int
 ) -> tuple[list[uuid.UUID], int]:
-    final = [s.value for s in FINAL_DOCUMENT_STATES]
-    async with store.pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """
-            SELECT id, source_key FROM documents
-             WHERE status = ANY($1::text[]) AND coalesce(finished_at, updated_at) < now() - $2::interval
-             ORDER BY coalesce(finished_at, updated_at) LIMIT $3 FOR UPDATE SKIP LOCKED
-            """,
-            final, older_than, batch_size,
-        )  # fmt: skip
-        if not rows:
+    async with claim_expired(store, older_than=older_than, batch_size=batch_size) as batch:
+        if not batch.documents:
             return [], 0
-        ids = [r["id"] for r in rows]
+        ids = [d.id for d in batch.documents]
         # Storage first: if it fails the transaction rolls back and the next run tries again;
         # rows deleted first would leave objects nothing points to any more.
         removed = 0
         for doc_id in ids:
             removed += await storage.delete_prefix(document_prefix(doc_id))
-        await conn.execute("DELETE FROM documents WHERE id = ANY($1::uuid[])", ids)
+        await batch.delete()
         # A source a Celery producer stored elsewhere (``storage_key``) goes too, unless another
         # document still reads it.
-        outside = {r["source_key"] for r in rows if not r["source_key"].startswith(document_prefix(r["id"]))}
+        outside = {d.source_key for d in batch.documents if not d.source_key.startswith(document_prefix(d.id))}
         if outside:
-            shared = await conn.fetch(
-                "SELECT DISTINCT source_key FROM documents WHERE source_key = ANY($1::text[])", list(outside)
-            )
-            for key in sorted(outside - {r["source_key"] for r in shared}):
+            for key in sorted(outside - await batch.sources_in_use(outside)):
                 if await storage.exists(key):
                     await storage.delete(key)
                     removed += 1

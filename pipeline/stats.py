@@ -1,4 +1,4 @@
-"""The daily summary: what one UTC day brought, computed from the job store and kept per day.
+"""The daily summary: what one UTC day brought, read through the job store's read model and kept per day.
 
 A day is ``[00:00, 24:00)`` UTC. Documents count by the state they are in now (created that
 day) and by the final state they reached that day; pages count when they finished that day.
@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from pipeline.artifacts import tokens_by_kind
 from pipeline.jobs import JobStore
 
 log = structlog.get_logger(__name__)
@@ -77,65 +78,25 @@ async def compute_day(store: JobStore, day: date) -> DailySummary:
     start, end = _window(day)
     now = datetime.now(UTC)
     elapsed = max(1.0, (min(end, now) - start).total_seconds())
-    async with store.pool.acquire() as conn:
-        created = await conn.fetch(
-            "SELECT status, count(*) AS n FROM documents WHERE created_at >= $1 AND created_at < $2 GROUP BY status",
-            start, end,
-        )  # fmt: skip
-        finished = await conn.fetch(
-            "SELECT status, count(*) AS n FROM documents WHERE finished_at >= $1 AND finished_at < $2 GROUP BY status",
-            start, end,
-        )  # fmt: skip
-        doc_q = await conn.fetchval(
-            """
-            SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP
-                   (ORDER BY extract(epoch FROM finished_at - created_at))
-              FROM documents WHERE finished_at >= $1 AND finished_at < $2
-            """,
-            start, end,
-        )  # fmt: skip
-        pages = await conn.fetchrow(
-            """
-            SELECT count(*) FILTER (WHERE status = 'done') AS done,
-                   count(*) FILTER (WHERE status = 'failed') AS failed,
-                   percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY duration_ms) AS q,
-                   (SELECT max(n) FROM (SELECT count(*) AS n FROM pages
-                                         WHERE finished_at >= $1 AND finished_at < $2 AND status IN ('done', 'failed')
-                                         GROUP BY date_trunc('minute', finished_at)) m) AS peak
-              FROM pages WHERE finished_at >= $1 AND finished_at < $2 AND status IN ('done', 'failed')
-            """,
-            start, end,
-        )  # fmt: skip
-        reasons = await conn.fetch(
-            """
-            SELECT left(error, $3) AS reason, count(*) AS n FROM (
-                SELECT error FROM pages WHERE status = 'failed' AND finished_at >= $1 AND finished_at < $2
-                UNION ALL
-                SELECT error FROM documents WHERE status IN ('error', 'partial_error')
-                                              AND finished_at >= $1 AND finished_at < $2
-            ) f WHERE error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4
-            """,
-            start, end, REASON_CHARS, TOP_REASONS,
-        )  # fmt: skip
-        tokens = await conn.fetch(
-            "SELECT kind, sum(tokens) AS n FROM artifacts WHERE created_at >= $1 AND created_at < $2 "
-            "GROUP BY kind ORDER BY kind",
-            start, end,
-        )  # fmt: skip
-    processed = pages["done"] + pages["failed"]
-    page_q = pages["q"] or []
+    activity = await store.reads.day_activity(start, end, top_reasons=TOP_REASONS, reason_chars=REASON_CHARS)
+    tokens = await tokens_by_kind(store, start, end)
+    processed = activity.pages_done + activity.pages_failed
     return DailySummary(
         day=day,
-        documents_created={r["status"]: r["n"] for r in created},
-        documents_finished={r["status"]: r["n"] for r in finished},
-        document_seconds=dict(zip(("p50", "p95", "p99"), (round(v, 3) for v in doc_q or ()), strict=False)),
-        pages_done=pages["done"],
-        pages_failed=pages["failed"],
+        documents_created={k.value: n for k, n in activity.documents_created.items()},
+        documents_finished={k.value: n for k, n in activity.documents_finished.items()},
+        document_seconds=dict(
+            zip(("p50", "p95", "p99"), (round(v, 3) for v in activity.document_quantiles_s), strict=False)
+        ),
+        pages_done=activity.pages_done,
+        pages_failed=activity.pages_failed,
         pages_per_s=round(processed / elapsed, 6),
-        peak_pages_per_s=round((pages["peak"] or 0) / 60, 4),
-        page_seconds=dict(zip(("p50", "p95"), (round(v / 1000, 3) for v in page_q), strict=False)),
-        failure_reasons=tuple(FailureReason(r["reason"], r["n"]) for r in reasons),
-        llm_tokens={r["kind"]: int(r["n"]) for r in tokens},
+        peak_pages_per_s=round(activity.peak_pages_per_minute / 60, 4),
+        page_seconds=dict(
+            zip(("p50", "p95"), (round(v / 1000, 3) for v in activity.page_quantiles_ms), strict=False)
+        ),
+        failure_reasons=tuple(FailureReason(reason, n) for reason, n in activity.failure_reasons),
+        llm_tokens=tokens,
     )
 
 

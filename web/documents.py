@@ -18,7 +18,6 @@ from pipeline import documents
 from pipeline.errors import BadInputError
 from pipeline.jobs import Document, DocumentStatus, PageStatus, parse_id
 from pipeline.settings import Settings
-from web import _queries
 from web._state import app_state, links
 from web.errors import BadRequestError
 
@@ -136,7 +135,7 @@ async def list_documents(request: Request) -> Response:
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, 2**31 - 1)
     docs = await state.ctx.store.list_documents(status=status, limit=limit, offset=offset)
-    total = await _queries.count_documents(state.ctx.store.pool, status)
+    total = await state.ctx.store.reads.count_documents(status)
     more = offset + len(docs) < total
     return JSONResponse(
         {
@@ -213,7 +212,7 @@ async def get_progress(request: Request) -> Response:
     """
     state = app_state(request)
     doc = await state.ctx.store.get_document(document_id(request))
-    pages = await _queries.page_states(state.ctx.store.pool, doc.id)
+    pages = await state.ctx.store.reads.page_states(doc.id)
     tally = {s: 0 for s in PageStatus}
     for page in pages:
         tally[page.status] += 1

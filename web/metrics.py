@@ -1,10 +1,11 @@
 """``GET /metrics``: Prometheus text from a registry of this app's own.
 
-Uploads are counted in-process. Everything else is read from PostgreSQL and Redis at scrape
-time, so every web process reports the same cluster-wide numbers (scrape one of them, or
-aggregate with ``max``): documents and pages by state, queue depths and the age of the oldest
-waiting message, and, over the last hour (``RECENT_S``), the durations of the documents and
-pages that finished and the LLM tokens used.
+Uploads are counted in-process. Everything else is read at scrape time, from PostgreSQL through
+the job store's read model (``JobStore.reads``) and from Redis (``web.queues``), so every web
+process reports the same cluster-wide numbers (scrape one of them, or aggregate with ``max``):
+documents and pages by state, queue depths and the age of the oldest waiting message, and, over
+the last hour (``RECENT_S``), the durations of the documents and pages that finished and the LLM
+tokens used.
 
 The durations are gauge histograms (OpenMetrics ``gaugehistogram``): the distribution of the
 last hour, which goes down as well as up. Take quantiles from the buckets as they are
@@ -19,12 +20,9 @@ Dramatiq's Prometheus middleware on the workers themselves; see ``actors/metrics
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import asyncpg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
@@ -34,11 +32,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pipeline.artifacts import recent_tokens_by_kind
 from pipeline.context import Context
-from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus, PageStatus
+from pipeline.jobs import DocumentStatus, LatencyBuckets, PageStatus
 from pipeline.settings import Settings
-from web import _queries
 from web._state import app_state
+from web.queues import queue_depths
 
 log = structlog.get_logger(__name__)
 
@@ -51,9 +50,6 @@ DOCUMENT_DURATION_BUCKETS_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300
 RECENT_S = 3600
 # Longest a scrape waits on PostgreSQL or Redis, seconds.
 SCRAPE_TIMEOUT_S = 5.0
-# Messages looked at from the head of each queue for the oldest one: requeued messages go to the
-# tail, so the head is nearly, not strictly, in age order.
-OLDEST_SCAN = 10
 
 
 @dataclass(slots=True)
@@ -61,8 +57,8 @@ class _Snapshot:
     documents: dict[DocumentStatus, int] | None = None
     queues: dict[tuple[str, str], int] | None = None
     oldest_s: dict[str, float] | None = None
-    latency: _queries.LatencyBuckets | None = None
-    durations: dict[str, _queries.LatencyBuckets] | None = None
+    latency: LatencyBuckets | None = None
+    durations: dict[DocumentStatus, LatencyBuckets] | None = None
     pages: dict[PageStatus, int] | None = None
     tokens: dict[str, int] | None = None
     up: dict[str, bool] = field(default_factory=dict)
@@ -123,7 +119,7 @@ class _StateCollector(Collector):
             yield _histogram(
                 "pagemill_document_duration_seconds",
                 "Time from upload to the final state, documents that reached it in the last hour",
-                DOCUMENT_DURATION_BUCKETS_S, {(k,): v for k, v in snap.durations.items()}, ("state",),
+                DOCUMENT_DURATION_BUCKETS_S, {(k.value,): v for k, v in snap.durations.items()}, ("state",),
             )  # fmt: skip
         if snap.tokens is not None:
             tokens = GaugeMetricFamily(
@@ -140,7 +136,7 @@ def _histogram(
     name: str,
     documentation: str,
     bounds_s: tuple[float, ...],
-    series: dict[tuple[str, ...], _queries.LatencyBuckets],
+    series: dict[tuple[str, ...], LatencyBuckets],
     labels: tuple[str, ...],
 ) -> GaugeHistogramMetricFamily:
     family = GaugeHistogramMetricFamily(name, documentation, labels=list(labels))
@@ -174,16 +170,16 @@ class Metrics:
         """Read the current state and render everything as Prometheus text."""
         async with self._lock:
             snap = _Snapshot()
-            pool = ctx.store.pool
+            reads = ctx.store.reads
             bounds_ms = [int(b * 1000) for b in PAGE_LATENCY_BUCKETS_S]
             try:
                 snap.documents, snap.latency, snap.durations, snap.pages, snap.tokens = await asyncio.wait_for(
                     asyncio.gather(
-                        _queries.documents_by_status(pool),
-                        _queries.page_latency(pool, bounds_ms, window_s=RECENT_S),
-                        _document_durations(pool, RECENT_S),
-                        _pages_by_status(pool),
-                        _llm_tokens(pool, RECENT_S),
+                        reads.documents_by_status(),
+                        reads.page_latency(bounds_ms, window_s=RECENT_S),
+                        reads.document_durations(DOCUMENT_DURATION_BUCKETS_S, window_s=RECENT_S),
+                        reads.pages_by_status(),
+                        recent_tokens_by_kind(ctx.store, window_s=RECENT_S),
                     ),
                     SCRAPE_TIMEOUT_S,
                 )
@@ -192,88 +188,13 @@ class Metrics:
                 log.warning("metrics.source_failed", source="postgresql", error=repr(exc))
                 snap.up["postgresql"] = False
             try:
-                snap.queues, snap.oldest_s = await asyncio.wait_for(_queue_depths(redis, settings), SCRAPE_TIMEOUT_S)
+                snap.queues, snap.oldest_s = await asyncio.wait_for(queue_depths(redis, settings), SCRAPE_TIMEOUT_S)
                 snap.up["redis"] = True
             except Exception as exc:  # noqa: BLE001
                 log.warning("metrics.source_failed", source="redis", error=repr(exc))
                 snap.up["redis"] = False
             self._state.snapshot = snap
             return generate_latest(self.registry)
-
-
-async def _queue_depths(redis: Redis, settings: Settings) -> tuple[dict[tuple[str, str], int], dict[str, float]]:
-    # Dramatiq's Redis broker keeps message ids in the list <ns>:<queue> (sent with RPUSH, taken
-    # with LPOP), their bodies in the hash <ns>:<queue>.msgs, delayed ones in the list
-    # <ns>:<queue>.DQ and dead letters in the sorted set <ns>:<queue>.XQ (dispatch.lua).
-    ns = settings.redis_namespace
-    queues = list(dict.fromkeys([settings.ocr_queue, settings.default_queue]))
-    pipe = redis.pipeline(transaction=False)
-    for queue in queues:
-        pipe.llen(f"{ns}:{queue}")
-        pipe.llen(f"{ns}:{queue}.DQ")
-        pipe.zcard(f"{ns}:{queue}.XQ")
-        pipe.lrange(f"{ns}:{queue}", 0, OLDEST_SCAN - 1)
-    counts = await pipe.execute()
-    depths: dict[tuple[str, str], int] = {}
-    heads: dict[str, list[bytes]] = {}
-    for i, queue in enumerate(queues):
-        ready, delayed, dead, heads[queue] = counts[4 * i : 4 * i + 4]
-        depths.update({(queue, "ready"): ready, (queue, "delayed"): delayed, (queue, "dead"): dead})
-    pipe = redis.pipeline(transaction=False)
-    for queue in queues:
-        pipe.hmget(f"{ns}:{queue}.msgs", heads[queue] or ["-"])
-    bodies = await pipe.execute()
-    now_ms = time.time() * 1000
-    oldest = {
-        queue: max((now_ms - _waiting_since_ms(b) for b in found if b is not None), default=0.0) / 1000.0
-        for queue, found in zip(queues, bodies, strict=True)
-    }
-    return depths, {q: max(0.0, round(age, 3)) for q, age in oldest.items()}
-
-
-def _waiting_since_ms(body: bytes) -> float:
-    # A message waits from when it was sent, or from its eta when it was delayed (a retry).
-    try:
-        data = json.loads(body)
-        return max(float(data["message_timestamp"]), float(data.get("options", {}).get("eta") or 0))
-    except (ValueError, KeyError, TypeError):
-        return time.time() * 1000  # not a message this code can read: do not count it as old
-
-
-async def _document_durations(pool: asyncpg.Pool, window_s: float) -> dict[str, _queries.LatencyBuckets]:
-    """Upload-to-final-state seconds of documents finished in the window, per final state (all present)."""
-    # The bounds are constants of this module, not user input.
-    filters = ", ".join(f"count(*) FILTER (WHERE s <= {float(b)})" for b in DOCUMENT_DURATION_BUCKETS_S)
-    rows = await pool.fetch(
-        f"SELECT status, {filters}, count(*), COALESCE(sum(s), 0) FROM ("
-        "  SELECT status, extract(epoch FROM finished_at - created_at) AS s FROM documents"
-        "   WHERE finished_at > now() - make_interval(secs => $2) AND status = ANY($1::text[])) d GROUP BY status",
-        [s.value for s in FINAL_DOCUMENT_STATES], float(window_s),
-    )
-    n = len(DOCUMENT_DURATION_BUCKETS_S)
-    out = {s.value: _queries.LatencyBuckets((0,) * n, 0, 0) for s in sorted(FINAL_DOCUMENT_STATES)}
-    for row in rows:
-        values = list(row.values())
-        out[row["status"]] = _queries.LatencyBuckets(
-            tuple(int(v) for v in values[1 : n + 1]), int(values[n + 1]), int(float(values[n + 2]) * 1000)
-        )
-    return out
-
-
-async def _pages_by_status(pool: asyncpg.Pool) -> dict[PageStatus, int]:
-    rows = await pool.fetch("SELECT status, count(*) AS n FROM pages GROUP BY status")
-    counts = {s: 0 for s in PageStatus}
-    counts.update({PageStatus(r["status"]): r["n"] for r in rows})
-    return counts
-
-
-async def _llm_tokens(pool: asyncpg.Pool, window_s: float) -> dict[str, int]:
-    rows = await pool.fetch(
-        "SELECT kind, sum(tokens) AS n FROM artifacts WHERE created_at > now() - make_interval(secs => $1) "
-        "GROUP BY kind ORDER BY kind",
-        float(window_s),
-    )
-    return {r["kind"]: int(r["n"]) for r in rows}
 
 
 async def metrics(request: Request) -> Response:

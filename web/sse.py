@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from web import _queries
+from pipeline.jobs import DocumentTick
 from web._state import AppState, app_state, links
 from web.documents import document_id
 
@@ -37,13 +37,13 @@ def _event(name: str, data: dict[str, Any], event_id: str | None = None) -> str:
 
 
 async def _events(state: AppState, doc_id: uuid.UUID) -> AsyncIterator[str]:
-    pool = state.ctx.store.pool
+    reads = state.ctx.store.reads
     seen: set[int] = set()
-    last: _queries.DocumentTick | None = None
+    last: DocumentTick | None = None
     last_sent = time.monotonic()
     yield f"retry: {RETRY_MS}\n\n"
     while True:
-        tick = await _queries.document_tick(pool, doc_id)
+        tick = await reads.document_tick(doc_id)
         if tick is None:
             # Deleted mid-stream (retention purge): the headers are sent, so say it as an event.
             yield _event(
@@ -52,7 +52,7 @@ async def _events(state: AppState, doc_id: uuid.UUID) -> AsyncIterator[str]:
             return
         # Pages are read after the document, so a final document's pages are all visible here.
         if last is None or (tick.pages_finished, tick.status) != (last.pages_finished, last.status):
-            for page in await _queries.page_states(pool, doc_id, final_only=True):
+            for page in await reads.page_states(doc_id, final_only=True):
                 if page.page_no in seen:
                     continue
                 seen.add(page.page_no)

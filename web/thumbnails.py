@@ -15,7 +15,6 @@ from starlette.routing import Route
 from pipeline.errors import NotFoundError
 from pipeline.jobs import PageStatus
 from pipeline.thumbnails import thumbnail_key
-from web import _queries
 from web._state import app_state
 from web.documents import document_id
 
@@ -53,7 +52,7 @@ async def get_thumbnail(request: Request) -> Response:
     try:
         data = await state.ctx.storage.get_bytes(thumbnail_key(doc.id, page_no))
     except NotFoundError:
-        pages = await _queries.page_states(state.ctx.store.pool, doc.id)
+        pages = await state.ctx.store.reads.page_states(doc.id)
         status = next((p.status for p in pages if p.page_no == page_no), PageStatus.PENDING)
         raise NotFoundError(
             f"page {page_no} of document {doc.id} has no thumbnail: it is {status.value}, and a thumbnail "

@@ -50,7 +50,10 @@ class PageStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         """True for done, failed and skipped."""
-        return self in (PageStatus.DONE, PageStatus.FAILED, PageStatus.SKIPPED)
+        return self in FINAL_PAGE_STATES
+
+
+FINAL_PAGE_STATES = frozenset({PageStatus.DONE, PageStatus.FAILED, PageStatus.SKIPPED})
 
 
 @dataclass(frozen=True, slots=True)

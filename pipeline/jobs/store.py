@@ -4,7 +4,8 @@ The barrier (DESIGN.md, flow step 4) lives here: one transaction per page result
 conditional UPDATE on the page, then a counter UPDATE on the document whose row lock
 serialises the last pages. Exactly one transaction sees ``pages_finished = page_count`` and
 flips the document to ``aggregating``; the caller enqueues aggregation after commit. Every
-change of a document's or page's status goes through this class.
+change of a document's or page's status goes through this class; reads for web, metrics and
+stats go through ``JobStore.reads`` (``pipeline.jobs.reads``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipeline import migrations
 from pipeline.errors import ConflictError, NotFoundError
 from pipeline.jobs.model import (
     FINAL_DOCUMENT_STATES,
+    FINAL_PAGE_STATES,
     Document,
     DocumentStatus,
     DonePage,
@@ -30,6 +32,10 @@ from pipeline.jobs.model import (
     parse_id,
 )
 from pipeline.jobs.pool import COMMAND_TIMEOUT_S, create_pool
+from pipeline.jobs.reads import JobReads
+
+# Final page states as a query parameter: the barrier's condition and the model say the same.
+_FINAL_PAGES = sorted(s.value for s in FINAL_PAGE_STATES)
 
 
 async def _advance_barrier(conn: asyncpg.Connection, document_id: uuid.UUID, counted: int) -> PageOutcome:
@@ -68,6 +74,7 @@ class JobStore:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self.pool = pool
         self.schema = schema
+        self.reads = JobReads(pool)
 
     @classmethod
     async def connect(
@@ -293,10 +300,10 @@ class JobStore:
                 """
                 UPDATE pages SET status = $3, text = $4, confidence = $5, result = $6, error = $7,
                        duration_ms = $8, finished_at = now()
-                 WHERE document_id = $1 AND page_no = $2 AND status NOT IN ('done', 'failed', 'skipped')
+                 WHERE document_id = $1 AND page_no = $2 AND status <> ALL($9::text[])
                 RETURNING 1
                 """,
-                document_id, page_no, status.value, text, confidence, result, error, duration_ms,
+                document_id, page_no, status.value, text, confidence, result, error, duration_ms, _FINAL_PAGES,
             )  # fmt: skip
             return await _advance_barrier(conn, document_id, 0 if updated is None else 1)
 
@@ -332,12 +339,7 @@ class JobStore:
 
     async def page_counts(self, document_id: uuid.UUID) -> dict[PageStatus, int]:
         """How many pages are in each state."""
-        rows = await self.pool.fetch(
-            "SELECT status, count(*) AS n FROM pages WHERE document_id = $1 GROUP BY status", document_id
-        )
-        counts = {s: 0 for s in PageStatus}
-        counts.update({PageStatus(r["status"]): r["n"] for r in rows})
-        return counts
+        return await self.reads.pages_by_status(document_id)
 
     # --- reprocessing ------------------------------------------------------------------------------
     async def reset_pages(self, document_id: uuid.UUID, *, only_failed: bool) -> list[int]:
@@ -364,11 +366,11 @@ class JobStore:
                 """
                 UPDATE pages SET status = 'pending', attempts = 0, text = NULL, confidence = NULL,
                        result = NULL, error = NULL, duration_ms = NULL, started_at = NULL, finished_at = NULL
-                 WHERE document_id = $1 AND status IN ('done', 'failed', 'skipped')
+                 WHERE document_id = $1 AND status = ANY($3::text[])
                    AND (NOT $2 OR status <> 'done')
                 RETURNING page_no
                 """,
-                document_id, only_failed,
+                document_id, only_failed, _FINAL_PAGES,
             )  # fmt: skip
             # The barrier counter must equal the number of final pages, whatever was reset.
             row = await conn.fetchrow(
@@ -376,11 +378,11 @@ class JobStore:
                 UPDATE documents SET status = 'queued', error = NULL, result_key = NULL, finished_at = NULL,
                        updated_at = now(),
                        pages_finished = (SELECT count(*) FROM pages
-                                          WHERE document_id = $1 AND status IN ('done', 'failed', 'skipped'))
+                                          WHERE document_id = $1 AND status = ANY($3::text[]))
                  WHERE id = $1 AND status = ANY($2::text[])
                 RETURNING page_count, pages_finished
                 """,
-                document_id, final,
+                document_id, final, _FINAL_PAGES,
             )  # fmt: skip
             if row is None:
                 raise ConflictError(f"document {document_id} changed state during the reset; try again")
