@@ -36,16 +36,12 @@ RETRY_STATUSES = frozenset({408, 425, 429})
 ERROR_CHARS = 300
 
 
-class CallbackRejectedError(PagemillError):
+class CallbackRejectedError(PagemillError, code="callback_rejected"):
     """The receiver refused the notification (a 4xx): retrying will not help."""
 
-    code = "callback_rejected"
 
-
-class CallbackFailedError(TransientError):
+class CallbackFailedError(TransientError, code="callback_failed"):
     """The receiver could not be reached or answered 5xx: retry with backoff."""
-
-    code = "callback_failed"
 
 
 @dataclass(frozen=True, slots=True)

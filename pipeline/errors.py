@@ -27,6 +27,18 @@ class PagemillError(Exception):
     http_status: int = 500
     code: str = "internal_error"
 
+    def __init_subclass__(
+        cls, *, code: str | None = None, http_status: int | None = None, retryable: bool | None = None
+    ) -> None:
+        """Subclasses name their code, HTTP status and retry rule as class keywords (inherited otherwise)."""
+        super().__init_subclass__()
+        if code is not None:
+            cls.code = code
+        if http_status is not None:
+            cls.http_status = http_status
+        if retryable is not None:
+            cls.retryable = retryable
+
     def __init__(self, reason: str, *, document_id: str | None = None, page_no: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -34,68 +46,40 @@ class PagemillError(Exception):
         self.page_no = page_no
 
 
-class BadInputError(PagemillError):
+class BadInputError(PagemillError, http_status=422, code="bad_input"):
     """The input cannot be processed; retrying will not help."""
 
-    http_status = 422
-    code = "bad_input"
 
-
-class UnsupportedTypeError(BadInputError):
+class UnsupportedTypeError(BadInputError, http_status=415, code="unsupported_type"):
     """The bytes are not a PDF or an image format we read."""
 
-    http_status = 415
-    code = "unsupported_type"
 
-
-class UnreadableDocumentError(BadInputError):
+class UnreadableDocumentError(BadInputError, http_status=422, code="unreadable_document"):
     """A PDF or image that is truncated or corrupt."""
 
-    http_status = 422
-    code = "unreadable_document"
 
-
-class EncryptedDocumentError(BadInputError):
+class EncryptedDocumentError(BadInputError, http_status=422, code="encrypted_document"):
     """A password-protected PDF."""
 
-    http_status = 422
-    code = "encrypted_document"
 
-
-class LimitExceededError(BadInputError):
+class LimitExceededError(BadInputError, http_status=413, code="limit_exceeded"):
     """A configured limit (pages, pixels, bytes) was exceeded."""
 
-    http_status = 413
-    code = "limit_exceeded"
 
-
-class NotFoundError(PagemillError):
+class NotFoundError(PagemillError, http_status=404, code="not_found"):
     """Unknown document id or storage key."""
 
-    http_status = 404
-    code = "not_found"
 
-
-class ConflictError(PagemillError):
+class ConflictError(PagemillError, http_status=409, code="conflict"):
     """The document's state does not allow the operation."""
 
-    http_status = 409
-    code = "conflict"
 
-
-class EngineUnavailableError(PagemillError):
+class EngineUnavailableError(PagemillError, http_status=503, code="engine_unavailable"):
     """The OCR engine or its models cannot be loaded here."""
 
-    http_status = 503
-    code = "engine_unavailable"
 
-
-class TransientError(PagemillError):
+class TransientError(PagemillError, retryable=True, http_status=503, code="transient"):
     """A dependency failed in a way that may pass: retry with backoff."""
-
-    retryable = True
-    http_status = 503
-    code = "transient"
 
 
 class _PermanentCheck(type):

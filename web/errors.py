@@ -32,38 +32,24 @@ RETRY_AFTER_S = 5
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
-class BadRequestError(PagemillError):
+class BadRequestError(PagemillError, http_status=400, code="bad_request"):
     """A form field, query parameter or the multipart body is not what the API accepts."""
 
-    http_status = 400
-    code = "bad_request"
 
-
-class UnauthorizedError(PagemillError):
+class UnauthorizedError(PagemillError, http_status=401, code="unauthorized"):
     """The request carries no API key although keys are configured."""
 
-    http_status = 401
-    code = "unauthorized"
 
-
-class ForbiddenError(PagemillError):
+class ForbiddenError(PagemillError, http_status=403, code="forbidden"):
     """The API key sent is not one of the configured keys."""
 
-    http_status = 403
-    code = "forbidden"
 
-
-class UnsupportedMediaTypeError(PagemillError):
+class UnsupportedMediaTypeError(PagemillError, http_status=415, code="unsupported_media_type"):
     """The upload is not sent as multipart/form-data."""
 
-    http_status = 415
-    code = "unsupported_media_type"
 
-
-class NotReadyError(ConflictError):
+class NotReadyError(ConflictError, code="not_ready"):
     """Results were asked for before the document has them."""
-
-    code = "not_ready"
 
 
 def error_response(

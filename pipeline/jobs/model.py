@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from pipeline.errors import NotFoundError
+
+R = TypeVar("R")
 
 
 class DocumentStatus(StrEnum):
@@ -128,40 +130,18 @@ def parse_id(value: str | uuid.UUID) -> uuid.UUID:
         raise NotFoundError(f"no document with id {str(value)[:80]!r}: ids are UUIDs") from None
 
 
+def _from_row(kind: type[R], row: asyncpg.Record, **converted: Any) -> R:
+    """A row model from the columns of the same names; ``converted`` gives the ones that need a type."""
+    names = [f.name for f in fields(kind) if f.name not in converted]  # type: ignore[arg-type]
+    return kind(**{name: row[name] for name in names}, **converted)
+
+
 def _document(row: asyncpg.Record) -> Document:
-    return Document(
-        id=row["id"],
-        status=DocumentStatus(row["status"]),
-        source_key=row["source_key"],
-        filename=row["filename"],
-        kind=row["kind"],
-        sha256=row["sha256"],
-        size_bytes=row["size_bytes"],
-        page_count=row["page_count"],
-        pages_finished=row["pages_finished"],
-        lang_hints=tuple(row["lang_hints"] or ()),
-        min_confidence=row["min_confidence"],
-        dpi=row["dpi"],
-        engine=row["engine"],
-        error=row["error"],
+    return _from_row(
+        Document, row, status=DocumentStatus(row["status"]), lang_hints=tuple(row["lang_hints"] or ()),
         options=row["options"] or {},
-        result_key=row["result_key"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-    )
+    )  # fmt: skip
 
 
 def _page(row: asyncpg.Record) -> Page:
-    return Page(
-        document_id=row["document_id"],
-        page_no=row["page_no"],
-        status=PageStatus(row["status"]),
-        attempts=row["attempts"],
-        text=row["text"],
-        confidence=row["confidence"],
-        result=row["result"],
-        error=row["error"],
-        duration_ms=row["duration_ms"],
-        resends=row["resends"],
-    )
+    return _from_row(Page, row, status=PageStatus(row["status"]))

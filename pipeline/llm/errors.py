@@ -12,21 +12,13 @@ from __future__ import annotations
 from pipeline.errors import PagemillError, TransientError
 
 
-class LlmConfigError(PagemillError):
+class LlmConfigError(PagemillError, http_status=503, code="llm_config"):
     """The LLM cannot be called with these settings."""
 
-    http_status = 503
-    code = "llm_config"
 
-
-class LlmAnswerError(PagemillError):
+class LlmAnswerError(PagemillError, http_status=502, code="llm_answer"):
     """The model's answer was unusable after one corrective retry."""
 
-    http_status = 502
-    code = "llm_answer"
 
-
-class LlmUnavailableError(TransientError):
+class LlmUnavailableError(TransientError, code="llm_unavailable"):
     """The LLM server is rate limiting, failing or slow: retry later."""
-
-    code = "llm_unavailable"

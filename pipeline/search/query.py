@@ -50,11 +50,8 @@ class SearchMode(StrEnum):
     TEXT = "text"
 
 
-class SearchQueryError(BadInputError):
+class SearchQueryError(BadInputError, http_status=400, code="bad_request"):
     """A search parameter is wrong (empty query, limit out of range, unknown status)."""
-
-    http_status = 400
-    code = "bad_request"
 
 
 @dataclass(frozen=True, slots=True)

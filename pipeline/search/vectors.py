@@ -44,11 +44,8 @@ _known: weakref.WeakKeyDictionary[JobStore, VectorSupport] = weakref.WeakKeyDict
 _indexed: weakref.WeakKeyDictionary[JobStore, set[int]] = weakref.WeakKeyDictionary()
 
 
-class VectorUnavailableError(PagemillError):
+class VectorUnavailableError(PagemillError, http_status=501, code="pgvector_missing"):
     """The PostgreSQL server lacks the pgvector extension (or pagemill may not create it)."""
-
-    http_status = 501
-    code = "pgvector_missing"
 
 
 @dataclass(frozen=True, slots=True)
