@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import uuid
 from collections.abc import Callable
 
+import pytest
 from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 from pypdf import PdfReader, PdfWriter
@@ -15,9 +15,10 @@ from pypdf import PdfReader, PdfWriter
 from pipeline import documents
 from pipeline.context import Context
 from pipeline.jobs import DocumentStatus
-from pipeline.settings import Settings
 from tests import born_digital, pages
 from tests.fixtures_workers import chunks_of, wait_for_document
+
+pytestmark = pytest.mark.anyio
 
 
 def _mixed_pdf() -> tuple[bytes, list[str]]:
@@ -47,82 +48,61 @@ async def _result(ctx: Context, doc_id: uuid.UUID) -> dict[str, object]:
     return data
 
 
-def test_mixed_document_reads_text_pages_and_ocrs_the_scan(
-    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+async def test_mixed_document_reads_text_pages_and_ocrs_the_scan(
+    broker: RedisBroker, start_worker: Callable[..., Worker], ctx: Context
 ) -> None:
     data, expected = _mixed_pdf()
     start_worker()
 
-    async def scenario() -> None:
-        ctx = await Context.open(pipeline_settings)
-        try:
-            doc_id = await _run(ctx, data)
-            doc = await wait_for_document(ctx, doc_id)
-            assert doc.status is DocumentStatus.COMPLETED, doc.error
-            result = await _result(ctx, doc_id)
-            got = result["pages"]
-            assert isinstance(got, list)
-            assert [p["source"] for p in got] == ["text_layer", "ocr", "text_layer"]
-            assert result["pages_by_source"] == {"text_layer": 2, "ocr": 1}
-            assert "scanned image" in got[1]["source_reason"]
-            # Text pages come out exactly (ligatures spelt out), with boxes and full confidence.
-            assert got[0]["text"] == expected[0]
-            assert got[2]["text"] == expected[2].replace("ﬁ", "fi")
-            assert all(line["confidence"] == 1.0 and line["box"] for line in got[0]["lines"])
-            assert got[0]["mean_confidence"] == 1.0 and got[1]["mean_confidence"] < 1.0
-            assert pages.cer(got[1]["text"], expected[1]) <= 0.05
-            assert doc.engine not in (None, documents.TEXT_LAYER_ENGINE)  # the scan needed an engine
-            # Every text page has a thumbnail, rendered from the PDF without OCR.
-            for page_no in (1, 3):
-                thumb = await ctx.storage.get_bytes(documents.thumbnail_key(doc_id, page_no))
-                assert thumb.startswith(b"\x89PNG")
-        finally:
-            await ctx.aclose()
-
-    asyncio.run(scenario())
+    doc_id = await _run(ctx, data)
+    doc = await wait_for_document(ctx, doc_id)
+    assert doc.status is DocumentStatus.COMPLETED, doc.error
+    result = await _result(ctx, doc_id)
+    got = result["pages"]
+    assert isinstance(got, list)
+    assert [p["source"] for p in got] == ["text_layer", "ocr", "text_layer"]
+    assert result["pages_by_source"] == {"text_layer": 2, "ocr": 1}
+    assert "scanned image" in got[1]["source_reason"]
+    # Text pages come out exactly (ligatures spelt out), with boxes and full confidence.
+    assert got[0]["text"] == expected[0]
+    assert got[2]["text"] == expected[2].replace("ﬁ", "fi")
+    assert all(line["confidence"] == 1.0 and line["box"] for line in got[0]["lines"])
+    assert got[0]["mean_confidence"] == 1.0 and got[1]["mean_confidence"] < 1.0
+    assert pages.cer(got[1]["text"], expected[1]) <= 0.05
+    assert doc.engine not in (None, documents.TEXT_LAYER_ENGINE)  # the scan needed an engine
+    # Every text page has a thumbnail, rendered from the PDF without OCR.
+    for page_no in (1, 3):
+        thumb = await ctx.storage.get_bytes(documents.thumbnail_key(doc_id, page_no))
+        assert thumb.startswith(b"\x89PNG")
 
 
-def test_born_digital_document_needs_no_engine_and_force_ocrs_it(
-    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+async def test_born_digital_document_needs_no_engine_and_force_ocrs_it(
+    broker: RedisBroker, start_worker: Callable[..., Worker], ctx: Context
 ) -> None:
     one_page = born_digital.sample_pages()[:1]
     data = born_digital.pdf_bytes(one_page)
     start_worker()
 
-    async def scenario() -> None:
-        ctx = await Context.open(pipeline_settings)
-        try:
-            read = await wait_for_document(ctx, await _run(ctx, data))
-            assert read.status is DocumentStatus.COMPLETED, read.error
-            assert read.engine == documents.TEXT_LAYER_ENGINE
-            (page,) = (await _result(ctx, read.id))["pages"]  # type: ignore[misc]
-            assert page["source"] == "text_layer" and page["text"] == "\n".join(one_page[0].lines)
+    read = await wait_for_document(ctx, await _run(ctx, data))
+    assert read.status is DocumentStatus.COMPLETED, read.error
+    assert read.engine == documents.TEXT_LAYER_ENGINE
+    (page,) = (await _result(ctx, read.id))["pages"]  # type: ignore[misc]
+    assert page["source"] == "text_layer" and page["text"] == "\n".join(one_page[0].lines)
 
-            forced = await wait_for_document(ctx, await _run(ctx, data, {"ocr_mode": "force"}))
-            assert forced.status is DocumentStatus.COMPLETED, forced.error
-            assert forced.engine != documents.TEXT_LAYER_ENGINE
-            (page,) = (await _result(ctx, forced.id))["pages"]  # type: ignore[misc]
-            assert page["source"] == "ocr" and page["source_reason"] == "ocr_mode=force"
-            assert pages.cer(page["text"], "\n".join(one_page[0].lines)) <= 0.05
-        finally:
-            await ctx.aclose()
-
-    asyncio.run(scenario())
+    forced = await wait_for_document(ctx, await _run(ctx, data, {"ocr_mode": "force"}))
+    assert forced.status is DocumentStatus.COMPLETED, forced.error
+    assert forced.engine != documents.TEXT_LAYER_ENGINE
+    (page,) = (await _result(ctx, forced.id))["pages"]  # type: ignore[misc]
+    assert page["source"] == "ocr" and page["source_reason"] == "ocr_mode=force"
+    assert pages.cer(page["text"], "\n".join(one_page[0].lines)) <= 0.05
 
 
-def test_unknown_ocr_mode_fails_the_document_with_a_reason(
-    broker: RedisBroker, start_worker: Callable[..., Worker], pipeline_settings: Settings
+async def test_unknown_ocr_mode_fails_the_document_with_a_reason(
+    broker: RedisBroker, start_worker: Callable[..., Worker], ctx: Context
 ) -> None:
     start_worker()
 
-    async def scenario() -> None:
-        ctx = await Context.open(pipeline_settings)
-        try:
-            data = born_digital.pdf_bytes(born_digital.sample_pages()[:1])
-            doc = await wait_for_document(ctx, await _run(ctx, data, {"ocr_mode": "sometimes"}))
-            assert doc.status is DocumentStatus.ERROR
-            assert doc.error is not None and "ocr_mode" in doc.error and "auto" in doc.error
-        finally:
-            await ctx.aclose()
-
-    asyncio.run(scenario())
+    data = born_digital.pdf_bytes(born_digital.sample_pages()[:1])
+    doc = await wait_for_document(ctx, await _run(ctx, data, {"ocr_mode": "sometimes"}))
+    assert doc.status is DocumentStatus.ERROR
+    assert doc.error is not None and "ocr_mode" in doc.error and "auto" in doc.error

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from celery import Celery
 
 from pipeline.context import Context
@@ -22,6 +23,8 @@ OCR_TIMEOUT_S = 180
 
 
 def _store(settings: Settings, key: str, data: bytes) -> None:
+    """Put ``data`` into storage from a sync test (the serverless handler runs its own event loop)."""
+
     async def put() -> None:
         ctx = await Context.open(settings)
         try:
@@ -38,11 +41,12 @@ def _handler() -> Any:
     return handler
 
 
-def test_ocr_document_result_is_the_aggregated_document(
-    celery_app: Celery, pipeline_settings: Settings, start_worker: Callable[..., Any], start_bridge: Any
+@pytest.mark.anyio
+async def test_ocr_document_result_is_the_aggregated_document(
+    celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any, ctx: Context
 ) -> None:
     lines = [pages.PARAGRAPH_A[:3], pages.PARAGRAPH_B[:3]]
-    _store(pipeline_settings, "uploads/two.pdf", pages.pdf_bytes([pages.text_page(part) for part in lines]))
+    await ctx.storage.put_bytes("uploads/two.pdf", pages.pdf_bytes([pages.text_page(part) for part in lines]))
     start_worker()
     start_bridge()
     result = celery_app.send_task(
@@ -55,11 +59,12 @@ def test_ocr_document_result_is_the_aggregated_document(
     assert result.status == "SUCCESS"
 
 
-def test_ocr_document_result_is_not_written_at_fan_out(
-    celery_app: Celery, pipeline_settings: Settings, start_worker: Callable[..., Any], start_bridge: Any
+@pytest.mark.anyio
+async def test_ocr_document_result_is_not_written_at_fan_out(
+    celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any, ctx: Context
 ) -> None:
-    _store(
-        pipeline_settings, "uploads/one.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A[:1])] * 3)
+    await ctx.storage.put_bytes(
+        "uploads/one.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A[:1])] * 3)
     )
     start_bridge()
     start_worker(threads=1)
@@ -68,7 +73,7 @@ def test_ocr_document_result_is_not_written_at_fan_out(
     deadline = time.monotonic() + OCR_TIMEOUT_S
     while not result.ready() and time.monotonic() < deadline:
         seen.add(result.status)
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     assert seen <= {"PENDING"} and result.status == "SUCCESS"
     assert result.get(timeout=RESULT_TIMEOUT_S)["page_count"] == 3
 
@@ -89,19 +94,20 @@ def test_serverless_ocr_runs_the_document_inline(pipeline_settings: Settings, br
     assert pages.cer(answer["result"]["text"], "\n".join(pages.PARAGRAPH_B[:3])) <= MAX_CER
 
 
-def test_cancelled_document_revokes_its_celery_result(
+@pytest.mark.anyio
+async def test_cancelled_document_revokes_its_celery_result(
     celery_app: Celery,
-    pipeline_settings: Settings,
     start_worker: Callable[..., Any],
     start_bridge: Any,
     serve: Callable[..., str],
+    ctx: Context,
 ) -> None:
     """A cancel over HTTP answers the waiting producer at once (REVOKED) instead of its timeout."""
 
     import httpx
     from celery.exceptions import TaskRevokedError
 
-    _store(pipeline_settings, "uploads/long.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A)] * 6))
+    await ctx.storage.put_bytes("uploads/long.pdf", pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A)] * 6))
     base = serve()
     start_bridge()
     start_worker(threads=1)
@@ -111,7 +117,7 @@ def test_cancelled_document_revokes_its_celery_result(
     with httpx.Client(base_url=base, timeout=30) as api:
         while api.get(f"/api/documents/{doc_id}/status").json().get("status") != "processing_chunks":
             assert time.monotonic() < deadline, "the document was never split"
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         assert api.post(f"/api/documents/{doc_id}/cancel").status_code == 200
     try:
         result.get(timeout=RESULT_TIMEOUT_S)
@@ -122,8 +128,9 @@ def test_cancelled_document_revokes_its_celery_result(
     assert result.status == "REVOKED"
 
 
-def test_celery_kwargs_ocr_mode_and_outputs_reach_the_document(
-    celery_app: Celery, pipeline_settings: Settings, start_worker: Callable[..., Any], start_bridge: Any
+@pytest.mark.anyio
+async def test_celery_kwargs_ocr_mode_and_outputs_reach_the_document(
+    celery_app: Celery, start_worker: Callable[..., Any], start_bridge: Any, ctx: Context
 ) -> None:
     import json
     import uuid
@@ -132,7 +139,7 @@ def test_celery_kwargs_ocr_mode_and_outputs_reach_the_document(
     from tests import born_digital
 
     digital = born_digital.sample_pages()[:1]
-    _store(pipeline_settings, "uploads/digital.pdf", born_digital.pdf_bytes(digital))
+    await ctx.storage.put_bytes("uploads/digital.pdf", born_digital.pdf_bytes(digital))
     start_worker()
     start_bridge()
     result = celery_app.send_task(
@@ -142,15 +149,8 @@ def test_celery_kwargs_ocr_mode_and_outputs_reach_the_document(
     assert value["status"] == "completed", value
     doc_id = uuid.UUID(value["document_id"])
 
-    async def read() -> tuple[dict[str, Any], str]:
-        ctx = await Context.open(pipeline_settings)
-        try:
-            data = json.loads(await ctx.storage.get_bytes(documents.result_key(doc_id, "json")))
-            return data, (await ctx.storage.get_bytes(documents.result_key(doc_id, "md"))).decode()
-        finally:
-            await ctx.aclose()
-
-    data, markdown = asyncio.run(read())
+    data = json.loads(await ctx.storage.get_bytes(documents.result_key(doc_id, "json")))
+    markdown = (await ctx.storage.get_bytes(documents.result_key(doc_id, "md"))).decode()
     # force: the page was OCRed although its text layer is real.
     assert [p["source"] for p in data["pages"]] == ["ocr"]
     assert "Dear customer" in markdown

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -20,18 +19,16 @@ def _client(server: ChatServer, **options: Any) -> LlmClient:
     return LlmClient(api_key="k", model="test-model", base_url=server.base_url, **({"timeout_s": 10.0} | options))
 
 
-def _complete(client: LlmClient, schema: Any = Summary) -> Any:
-    async def go() -> Any:
-        try:
-            return await client.complete(schema, system="s", user="[page 3]\ntext")
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
+async def _complete(client: LlmClient, schema: Any = Summary) -> Any:
+    try:
+        return await client.complete(schema, system="s", user="[page 3]\ntext")
+    finally:
+        await client.aclose()
 
 
-def test_structured_answer_is_validated_and_counted(chat_server: ChatServer) -> None:
-    done = _complete(_client(chat_server), Quiz)
+@pytest.mark.anyio
+async def test_structured_answer_is_validated_and_counted(chat_server: ChatServer) -> None:
+    done = await _complete(_client(chat_server), Quiz)
     assert isinstance(done.value, Quiz) and len(done.value.questions[0].options) == 4
     assert done.value.questions[0].source_page == 3
     sent = chat_server.requests[0]["response_format"]
@@ -42,41 +39,46 @@ def test_structured_answer_is_validated_and_counted(chat_server: ChatServer) -> 
     )  # fmt: skip
 
 
-def test_malformed_answer_is_retried_once_with_the_error(chat_server: ChatServer) -> None:
+@pytest.mark.anyio
+async def test_malformed_answer_is_retried_once_with_the_error(chat_server: ChatServer) -> None:
     chat_server.modes = ["malformed"]
-    done = _complete(_client(chat_server))
+    done = await _complete(_client(chat_server))
     assert done.usage.calls == 2
     assert done.usage.total_tokens == sum(u["total_tokens"] for u in chat_server.usage)
     correction = chat_server.requests[1]["messages"][-1]["content"]
     assert "invalid" in correction and "JSON" in correction
 
 
-def test_two_malformed_answers_fail_with_a_reason(chat_server: ChatServer) -> None:
+@pytest.mark.anyio
+async def test_two_malformed_answers_fail_with_a_reason(chat_server: ChatServer) -> None:
     chat_server.modes = ["malformed", "malformed"]
     with pytest.raises(LlmAnswerError, match="no valid summary after a corrective retry"):
-        _complete(_client(chat_server))
+        await _complete(_client(chat_server))
 
 
-def test_rate_limit_waits_for_retry_after(chat_server: ChatServer) -> None:
+@pytest.mark.anyio
+async def test_rate_limit_waits_for_retry_after(chat_server: ChatServer) -> None:
     chat_server.modes = ["429"]
     started = time.monotonic()
-    done = _complete(_client(chat_server, max_retries=2))
+    done = await _complete(_client(chat_server, max_retries=2))
     assert time.monotonic() - started >= 0.9  # Retry-After: 1
     assert len(chat_server.requests) == 2 and done.usage.calls == 1
 
 
-def test_rate_limit_after_retries_is_transient(chat_server: ChatServer) -> None:
+@pytest.mark.anyio
+async def test_rate_limit_after_retries_is_transient(chat_server: ChatServer) -> None:
     chat_server.modes = ["429", "429"]
     with pytest.raises(LlmUnavailableError) as caught:
-        _complete(_client(chat_server, max_retries=1))
+        await _complete(_client(chat_server, max_retries=1))
     assert caught.value.retryable
 
 
-def test_slow_answer_times_out(chat_server: ChatServer) -> None:
+@pytest.mark.anyio
+async def test_slow_answer_times_out(chat_server: ChatServer) -> None:
     chat_server.modes = ["slow"]
     chat_server.slow_s = 2.0
     with pytest.raises(LlmUnavailableError, match="unavailable"):
-        _complete(_client(chat_server, timeout_s=0.5, max_retries=0))
+        await _complete(_client(chat_server, timeout_s=0.5, max_retries=0))
 
 
 def test_missing_api_key_is_a_clear_error() -> None:
@@ -94,22 +96,18 @@ def test_chunks_fit_the_budget_and_keep_page_numbers() -> None:
     assert estimate_tokens("abcd" * 10) == 10
 
 
-def test_map_reduce_bounds_concurrency_and_keeps_pages(chat_server: ChatServer) -> None:
+@pytest.mark.anyio
+async def test_map_reduce_bounds_concurrency_and_keeps_pages(chat_server: ChatServer) -> None:
     pages = [PageText(n, f"Topic {n}. " + "words " * 150) for n in range(1, 7)]
     chat_server.modes = ["slow"] * 6
     chat_server.slow_s = 0.3
 
-    async def go() -> Any:
-        client = _client(chat_server, concurrency=2)
-        try:
-            return (
-                await generate(client, "flashcards", pages, budget_tokens=300),
-                await generate(client, "summary", pages, budget_tokens=300),
-            )
-        finally:
-            await client.aclose()
-
-    cards, summary = asyncio.run(go())
+    client = _client(chat_server, concurrency=2)
+    try:
+        cards = await generate(client, "flashcards", pages, budget_tokens=300)
+        summary = await generate(client, "summary", pages, budget_tokens=300)
+    finally:
+        await client.aclose()
     assert chat_server.max_active == 2
     deck = Flashcards.model_validate(cards.data)
     assert sorted({c.source_page for c in deck.cards}) == list(range(1, 7))

@@ -7,11 +7,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from structlog.testing import capture_logs
 
 from pipeline.artifacts import save_artifact
 from pipeline.jobs import JobStore
 from pipeline.stats import FailureReason, compute_day, record_day, stored_days
+
+pytestmark = pytest.mark.anyio
 
 DAY = date(2026, 3, 10)
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -64,54 +67,50 @@ async def _fill(store: JobStore) -> None:
     await store.pool.execute("UPDATE artifacts SET created_at = $1", NOON)
 
 
-def test_daily_summary_counts_what_happened_that_day(database_url: str, db_schema: str) -> None:
-    async def scenario() -> None:
-        store = await JobStore.connect(database_url, schema=db_schema)
-        try:
-            await _fill(store)
-            s = await compute_day(store, DAY)
-        finally:
-            await store.aclose()
-        assert s.day == DAY
-        assert s.documents_created == {"completed": 1, "partial_error": 1, "error": 1, "processing_chunks": 1}
-        assert s.documents_finished == {"completed": 1, "partial_error": 1, "error": 1}
-        assert s.document_seconds["p50"] == 120.0 and s.document_seconds["p99"] > 590
-        assert (s.pages_done, s.pages_failed, s.pages_processed) == (4, 1, 5)
-        assert s.pages_per_s == round(5 / 86400, 6)
-        assert s.peak_pages_per_s == round(3 / 60, 4)  # three pages finished in the 12:10 minute
-        assert s.page_seconds == {"p50": 2.0, "p95": 3.8}
-        assert s.failure_reasons == (
-            FailureReason("1 of 2 pages failed", 1),
-            FailureReason("page 2 could not be rendered: broken xref", 1),
-            FailureReason("the file is not a PDF", 1),
-        )
-        assert s.llm_tokens == {"quiz": 120, "summary": 300}
-
-    asyncio.run(scenario())
+async def test_daily_summary_counts_what_happened_that_day(database_url: str, db_schema: str) -> None:
+    store = await JobStore.connect(database_url, schema=db_schema)
+    try:
+        await _fill(store)
+        s = await compute_day(store, DAY)
+    finally:
+        await store.aclose()
+    assert s.day == DAY
+    assert s.documents_created == {"completed": 1, "partial_error": 1, "error": 1, "processing_chunks": 1}
+    assert s.documents_finished == {"completed": 1, "partial_error": 1, "error": 1}
+    assert s.document_seconds["p50"] == 120.0 and s.document_seconds["p99"] > 590
+    assert (s.pages_done, s.pages_failed, s.pages_processed) == (4, 1, 5)
+    assert s.pages_per_s == round(5 / 86400, 6)
+    assert s.peak_pages_per_s == round(3 / 60, 4)  # three pages finished in the 12:10 minute
+    assert s.page_seconds == {"p50": 2.0, "p95": 3.8}
+    assert s.failure_reasons == (
+        FailureReason("1 of 2 pages failed", 1),
+        FailureReason("page 2 could not be rendered: broken xref", 1),
+        FailureReason("the file is not a PDF", 1),
+    )
+    assert s.llm_tokens == {"quiz": 120, "summary": 300}
 
 
-def test_recording_a_day_twice_keeps_one_row_and_logs_one_line_each(database_url: str, db_schema: str) -> None:
-    async def scenario() -> None:
-        store = await JobStore.connect(database_url, schema=db_schema, max_size=4)
-        try:
-            empty = await record_day(store, DAY)
-            assert empty.pages_processed == 0 and empty.document_seconds == {} and empty.failure_reasons == ()
-            await _fill(store)
-            with capture_logs() as logs:
-                a, b = await asyncio.gather(record_day(store, DAY), record_day(store, DAY))
-            assert a == b
-            assert [e["event"] for e in logs] == ["stats.daily", "stats.daily"]
-            assert logs[0]["pages_processed"] == 5 and logs[0]["day"] == "2026-03-10"
-            assert logs[0]["failure_reasons"][0] == ["1 of 2 pages failed", 1]
-            with capture_logs() as quiet:
-                await record_day(store, DAY - timedelta(days=1), log_line=False)
-            assert quiet == []
-            assert await store.pool.fetchval("SELECT count(*) FROM daily_stats") == 2
-            stored = await stored_days(store, days=7)
-            assert [s.day for s in stored] == [DAY, DAY - timedelta(days=1)]
-            assert stored[0] == a  # the stored row round-trips, replaced by the later run
-            assert stored[1].documents_finished == {"error": 1}
-        finally:
-            await store.aclose()
-
-    asyncio.run(scenario())
+async def test_recording_a_day_twice_keeps_one_row_and_logs_one_line_each(
+    database_url: str, db_schema: str
+) -> None:
+    store = await JobStore.connect(database_url, schema=db_schema, max_size=4)
+    try:
+        empty = await record_day(store, DAY)
+        assert empty.pages_processed == 0 and empty.document_seconds == {} and empty.failure_reasons == ()
+        await _fill(store)
+        with capture_logs() as logs:
+            a, b = await asyncio.gather(record_day(store, DAY), record_day(store, DAY))
+        assert a == b
+        assert [e["event"] for e in logs] == ["stats.daily", "stats.daily"]
+        assert logs[0]["pages_processed"] == 5 and logs[0]["day"] == "2026-03-10"
+        assert logs[0]["failure_reasons"][0] == ["1 of 2 pages failed", 1]
+        with capture_logs() as quiet:
+            await record_day(store, DAY - timedelta(days=1), log_line=False)
+        assert quiet == []
+        assert await store.pool.fetchval("SELECT count(*) FROM daily_stats") == 2
+        stored = await stored_days(store, days=7)
+        assert [s.day for s in stored] == [DAY, DAY - timedelta(days=1)]
+        assert stored[0] == a  # the stored row round-trips, replaced by the later run
+        assert stored[1].documents_finished == {"error": 1}
+    finally:
+        await store.aclose()

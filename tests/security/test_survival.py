@@ -8,11 +8,12 @@ import asyncio
 import re
 import uuid
 
+import pytest
 from celery import Celery
 
-from pipeline.context import Context
 from pipeline.jobs import FINAL_DOCUMENT_STATES, DocumentStatus
 from tests import pages
+from tests.fixtures_async import OpenContext
 from tests.security import corpus
 from tests.security._http import LEAKS, file_part, upload
 from tests.security.conftest import Stack
@@ -45,34 +46,26 @@ def test_the_bridge_still_runs_celery_calls(stack: Stack) -> None:
         app.close()
 
 
-def test_every_document_ended_with_a_readable_reason(stack: Stack) -> None:
-    async def check() -> int:
-        ctx = await Context.open(stack.settings, migrate=False)
-        try:
-            docs = await ctx.store.list_documents(status=None, limit=10_000, offset=0)
-            for doc in docs:
-                if doc.status not in FINAL_DOCUMENT_STATES:
-                    await asyncio.to_thread(stack.wait, str(doc.id))
-            for doc in await ctx.store.list_documents(status=None, limit=10_000, offset=0):
-                assert doc.status in FINAL_DOCUMENT_STATES, (doc.id, doc.status)
-                if doc.error:
-                    assert not any(leak in doc.error for leak in LEAKS), doc.error
-            return len(docs)
-        finally:
-            await ctx.aclose()
-
-    assert asyncio.run(check()) >= 1
+@pytest.mark.anyio
+async def test_every_document_ended_with_a_readable_reason(stack: Stack, open_context: OpenContext) -> None:
+    ctx = await open_context(stack.settings, migrate=False)
+    docs = await ctx.store.list_documents(status=None, limit=10_000, offset=0)
+    for doc in docs:
+        if doc.status not in FINAL_DOCUMENT_STATES:
+            await asyncio.to_thread(stack.wait, str(doc.id))
+    for doc in await ctx.store.list_documents(status=None, limit=10_000, offset=0):
+        assert doc.status in FINAL_DOCUMENT_STATES, (doc.id, doc.status)
+        if doc.error:
+            assert not any(leak in doc.error for leak in LEAKS), doc.error
+    assert len(docs) >= 1
 
 
-def test_nothing_was_written_outside_documents_of_an_id(stack: Stack) -> None:
-    async def known_ids() -> set[str]:
-        ctx = await Context.open(stack.settings, migrate=False)
-        try:
-            return {str(d.id) for d in await ctx.store.list_documents(status=None, limit=10_000, offset=0)}
-        finally:
-            await ctx.aclose()
-
-    ids = asyncio.run(known_ids())
+@pytest.mark.anyio
+async def test_nothing_was_written_outside_documents_of_an_id(
+    stack: Stack, open_context: OpenContext
+) -> None:
+    ctx = await open_context(stack.settings, migrate=False)
+    ids = {str(d.id) for d in await ctx.store.list_documents(status=None, limit=10_000, offset=0)}
     keys = stack.stored_keys()
     assert keys
     for key in keys:

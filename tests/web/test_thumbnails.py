@@ -6,7 +6,6 @@ import asyncio
 import io
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -76,35 +75,23 @@ def test_each_processed_page_has_a_thumbnail_of_its_shape(
         _assert_404(api, f"/api/documents/{doc_id}/pages/{page_no}/thumbnail.png")
 
 
-def test_thumbnail_before_the_page_is_rendered_is_404_and_a_redelivery_rewrites_it(
-    api: httpx.Client, pipeline_settings: Settings
+@pytest.mark.anyio
+async def test_thumbnail_before_the_page_is_rendered_is_404_and_a_redelivery_rewrites_it(
+    api: httpx.Client, pipeline_settings: Settings, ctx: Context
 ) -> None:
     data = pages.pdf_bytes([pages.text_page(pages.PARAGRAPH_A), pages.blank_page(255)])
     response = api.post("/api/documents", files={"file": ("two.pdf", data, "application/pdf")})
     doc_id = uuid.UUID(response.json()["id"])  # no worker runs: the document stays queued
     _assert_404(api, f"/api/documents/{doc_id}/pages/1/thumbnail.png", "not been split")
 
-    async def split() -> None:  # what tasks.ocr_document does before any page is OCR'd
-        ctx = await Context.open(pipeline_settings)
-        try:
-            assert (await prepare_document(ctx, doc_id)).to_ocr == [1, 2]
-        finally:
-            await ctx.aclose()
-
-    asyncio.run(split())
+    # What tasks.ocr_document does before any page is OCR'd.
+    assert (await prepare_document(ctx, doc_id)).to_ocr == [1, 2]
     _assert_404(api, f"/api/documents/{doc_id}/pages/1/thumbnail.png", "it is pending")
 
-    async def page_one_delivered_twice() -> list[Any]:  # a redelivery while the first is still running
-        ctx = await Context.open(pipeline_settings)
-        try:
-            outcomes = await asyncio.gather(*(process_page(ctx, doc_id, 1) for _ in range(2)))
-            stored = sorted(p.relative_to(pipeline_settings.storage_dir).as_posix()
-                            for p in pipeline_settings.storage_dir.rglob("*.png"))  # fmt: skip
-            return [outcomes, stored]
-        finally:
-            await ctx.aclose()
-
-    outcomes, stored = asyncio.run(page_one_delivered_twice())
+    # A redelivery while the first is still running.
+    outcomes = await asyncio.gather(*(process_page(ctx, doc_id, 1) for _ in range(2)))
+    stored = sorted(p.relative_to(pipeline_settings.storage_dir).as_posix()
+                    for p in pipeline_settings.storage_dir.rglob("*.png"))  # fmt: skip
     assert sorted(o is not None and o.counted for o in outcomes) == [False, True]  # counted once
     assert stored == [f"documents/{doc_id}/thumbnails/1.png"]
     assert max(_thumbnail(api, str(doc_id), 1).size) == THUMBNAIL_SIDE
