@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 import pytest
 
 from pipeline.context import Context
+from pipeline.jobs import JobStore
 from pipeline.settings import Settings
 
 # Opens a context on the given settings (``migrate`` as for ``Context.open``), closed at teardown.
@@ -46,3 +47,13 @@ async def open_context() -> AsyncIterator[OpenContext]:
             return context
 
         yield open_
+
+
+@pytest.fixture
+async def store(database_url: str, db_schema: str) -> AsyncIterator[JobStore]:
+    """The job store alone (no storage), on the test's schema."""
+    job_store = await JobStore.connect(database_url, schema=db_schema)
+    try:
+        yield job_store
+    finally:
+        await job_store.aclose()

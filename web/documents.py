@@ -19,7 +19,7 @@ from pipeline.errors import BadInputError
 from pipeline.jobs import Document, DocumentStatus, PageStatus, parse_id
 from pipeline.settings import Settings
 from web._state import app_state, links
-from web.errors import BadRequestError
+from web.errors import BadRequestError, bounded
 
 # Page size of GET /api/documents: default and largest.
 DEFAULT_LIMIT = 50
@@ -95,15 +95,7 @@ def document_id(request: Request) -> uuid.UUID:
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequestError(f"{name}: {raw[:40]!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise BadRequestError(f"{name}: {value} is outside {low}..{high}")
-    return value
+    return default if raw is None else bounded(name, raw, int, (low, high), "a whole number")
 
 
 async def list_documents(request: Request) -> Response:

@@ -14,7 +14,8 @@ that only the web layer raises are added here:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -29,6 +30,8 @@ log = structlog.get_logger(__name__)
 # Seconds a client should wait before retrying after a 503.
 RETRY_AFTER_S = 5
 # Codes for Starlette's own HTTPExceptions (unknown route, wrong method).
+# A number parsed from a request: a whole number or a float.
+N = TypeVar("N", int, float)
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
@@ -50,6 +53,21 @@ class UnsupportedMediaTypeError(PagemillError, http_status=415, code="unsupporte
 
 class NotReadyError(ConflictError, code="not_ready"):
     """Results were asked for before the document has them."""
+
+
+def bounded(name: str, raw: str, parse: Callable[[str], N], bounds: tuple[N, N], what: str) -> N:
+    """A number sent as text, parsed and within ``bounds``; BadRequestError naming ``name`` otherwise.
+
+    NaN is outside any bounds.
+    """
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise BadRequestError(f"{name}: {raw[:40]!r} is not {what}") from None
+    low, high = bounds
+    if not low <= value <= high:
+        raise BadRequestError(f"{name}: {value} is outside {low}..{high}")
+    return value
 
 
 def error_response(

@@ -20,8 +20,9 @@ Dramatiq's Prometheus middleware on the workers themselves; see ``actors/metrics
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
@@ -75,40 +76,32 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot
-        up = GaugeMetricFamily(
-            "pagemill_source_up", "Whether the scrape could read this source", labels=["source"]
-        )
-        for source, ok in snap.up.items():
-            up.add_metric([source], 1.0 if ok else 0.0)
-        yield up
+        yield _gauge(
+            "pagemill_source_up", "Whether the scrape could read this source", labels=["source"],
+            values={(source,): 1.0 if ok else 0.0 for source, ok in snap.up.items()},
+        )  # fmt: skip
         if snap.documents is not None:
-            docs = GaugeMetricFamily("pagemill_documents", "Documents in each state", labels=["state"])
-            for status, count in snap.documents.items():
-                docs.add_metric([status.value], count)
-            yield docs
+            yield _gauge(
+                "pagemill_documents", "Documents in each state", labels=["state"],
+                values={(status.value,): count for status, count in snap.documents.items()},
+            )  # fmt: skip
         if snap.queues is not None:
-            queues = GaugeMetricFamily(
+            yield _gauge(
                 "pagemill_queue_messages",
                 "Messages per Dramatiq queue: ready, delayed (.DQ) and dead-lettered (.XQ)",
-                labels=["queue", "kind"],
-            )
-            for (queue, kind), count in snap.queues.items():
-                queues.add_metric([queue, kind], count)
-            yield queues
+                labels=["queue", "kind"], values=snap.queues,
+            )  # fmt: skip
         if snap.oldest_s is not None:
-            oldest = GaugeMetricFamily(
+            yield _gauge(
                 "pagemill_queue_oldest_message_age_seconds",
                 "Age of the oldest message waiting in each Dramatiq queue (since it was sent, or its eta); 0 when empty",
-                labels=["queue"],
-            )
-            for queue, age in snap.oldest_s.items():
-                oldest.add_metric([queue], age)
-            yield oldest
+                labels=["queue"], values={(queue,): age for queue, age in snap.oldest_s.items()},
+            )  # fmt: skip
         if snap.pages is not None:
-            pages = GaugeMetricFamily("pagemill_pages", "Pages in each state", labels=["state"])
-            for page_status, count in snap.pages.items():
-                pages.add_metric([page_status.value], count)
-            yield pages
+            yield _gauge(
+                "pagemill_pages", "Pages in each state", labels=["state"],
+                values={(status.value,): count for status, count in snap.pages.items()},
+            )  # fmt: skip
         if snap.latency is not None:
             yield _histogram(
                 "pagemill_page_duration_seconds",
@@ -122,14 +115,19 @@ class _StateCollector(Collector):
                 DOCUMENT_DURATION_BUCKETS_S, {(k.value,): v for k, v in snap.durations.items()}, ("state",),
             )  # fmt: skip
         if snap.tokens is not None:
-            tokens = GaugeMetricFamily(
+            yield _gauge(
                 "pagemill_llm_tokens_last_hour",
                 "LLM tokens (prompt and completion) of the artifacts made in the last hour, per kind",
-                labels=["kind"],
-            )
-            for kind, count in snap.tokens.items():
-                tokens.add_metric([kind], count)
-            yield tokens
+                labels=["kind"], values={(kind,): count for kind, count in snap.tokens.items()},
+            )  # fmt: skip
+
+
+def _gauge(name: str, documentation: str, *, labels: list[str], values: Mapping[Any, float]) -> Metric:
+    """One gauge family with a sample per label tuple."""
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for key, value in values.items():
+        family.add_metric(list(key), value)
+    return family
 
 
 def _histogram(

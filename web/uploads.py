@@ -13,7 +13,7 @@ import asyncio
 import re
 import unicodedata
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ from pipeline.settings import Settings
 from pipeline.textlayer import OcrMode
 from web._multipart import Event, Field, FileEnd, FileStart, boundary_of, read_parts
 from web._state import AppState, app_state, links, try_enqueue
-from web.errors import BadRequestError, UnsupportedMediaTypeError
+from web.errors import BadRequestError, N, UnsupportedMediaTypeError, bounded
 
 # Room for multipart framing and form fields on top of PAGEMILL_MAX_UPLOAD_BYTES, bytes: a
 # declared Content-Length beyond limit + this is refused before a byte is read.
@@ -79,6 +79,14 @@ def _listed(values: list[str]) -> list[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+def _number(
+    fields: dict[str, list[str]], name: str, parse: Callable[[str], N], bounds: tuple[N, N], what: str
+) -> N | None:
+    """A numeric form field within ``bounds``, None when absent."""
+    raw = _single(fields, name)
+    return None if raw is None else bounded(name, raw, parse, bounds, what)
+
+
 def _single(fields: dict[str, list[str]], name: str) -> str | None:
     values = [v.strip() for v in fields.get(name, []) if v.strip()]
     if len(values) > 1:
@@ -102,20 +110,8 @@ def parse_options(fields: dict[str, list[str]]) -> UploadOptions:
             )
     if len(hints) > MAX_LANG_HINTS:
         raise BadRequestError(f"lang_hints: at most {MAX_LANG_HINTS} languages, got {len(hints)}")
-    dpi = _single(fields, "dpi")
-    try:
-        dpi_value = None if dpi is None else int(dpi)
-    except ValueError:
-        raise BadRequestError(f"dpi: {dpi[:40]!r} is not a whole number; send e.g. 180") from None  # type: ignore[index]
-    if dpi_value is not None and not MIN_DPI <= dpi_value <= MAX_DPI:
-        raise BadRequestError(f"dpi: {dpi_value} is outside {MIN_DPI}..{MAX_DPI}")
-    conf = _single(fields, "min_confidence")
-    try:
-        conf_value = None if conf is None else float(conf)
-    except ValueError:
-        raise BadRequestError(f"min_confidence: {conf[:40]!r} is not a number; send e.g. 0.5") from None  # type: ignore[index]
-    if conf_value is not None and not 0.0 <= conf_value <= 1.0:  # also refuses nan
-        raise BadRequestError(f"min_confidence: {conf_value} is outside 0.0..1.0")
+    dpi_value = _number(fields, "dpi", int, (MIN_DPI, MAX_DPI), "a whole number; send e.g. 180")
+    conf_value = _number(fields, "min_confidence", float, (0.0, 1.0), "a number; send e.g. 0.5")
     steps = None
     if fields.get("postprocess"):
         try:

@@ -13,6 +13,17 @@ import asyncpg
 from pipeline.errors import NotFoundError
 
 R = TypeVar("R")
+__all__ = [
+    "FINAL_DOCUMENT_STATES",
+    "FINAL_PAGE_STATES",
+    "Document",
+    "DocumentStatus",
+    "DonePage",
+    "Page",
+    "PageOutcome",
+    "PageStatus",
+    "parse_id",
+]
 
 
 class DocumentStatus(StrEnum):

@@ -239,21 +239,28 @@ class CrashOnBlankPageEngine(OnnxEngine):
         return super().recognize(image)
 
 
-async def test_page_that_always_fails_gives_partial_error_and_keeps_other_pages(
-    broker: RedisBroker,
+@pytest.fixture
+async def crashing_ctx(
     start_worker: Callable[..., Worker],
     pipeline_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     open_context: OpenContext,
-) -> None:
-    from actors.ocr import ocr_document
+) -> Context:
+    """A worker whose engine crashes on solid-black pages, and a Context on its settings."""
     from pipeline.ocr import registry
 
     monkeypatch.setitem(registry.ENGINES, "crash-on-blank", CrashOnBlankPageEngine.from_settings)
     settings = pipeline_settings.model_copy(update={"ocr_engine": "crash-on-blank"})
     start_worker(settings)
+    return await open_context(settings)
 
-    ctx = await open_context(settings)
+
+async def test_page_that_always_fails_gives_partial_error_and_keeps_other_pages(
+    broker: RedisBroker, crashing_ctx: Context
+) -> None:
+    from actors.ocr import ocr_document
+
+    ctx = crashing_ctx
     data = pages.pdf_bytes(
         [pages.text_page(pages.PARAGRAPH_A), pages.blank_page(0), pages.text_page(pages.PARAGRAPH_B)]
     )
@@ -264,7 +271,7 @@ async def test_page_that_always_fails_gives_partial_error_and_keeps_other_pages(
     assert doc.error and "page 2" in doc.error and "solid black" in doc.error
     failed = await ctx.store.get_page(doc_id, 2)
     assert failed.status is PageStatus.FAILED
-    assert failed.attempts == settings.max_retries + 1  # first try + 3 retries
+    assert failed.attempts == ctx.settings.max_retries + 1  # first try + 3 retries
     assert "failed after 4 attempts" in (failed.error or "")
     data_json = json.loads(await ctx.storage.get_bytes(documents.result_key(doc_id, "json")))
     assert data_json["failed_pages"] == [{"page_no": 2, "status": "failed", "reason": failed.error}]
@@ -275,20 +282,11 @@ async def test_page_that_always_fails_gives_partial_error_and_keeps_other_pages(
 
 
 async def test_document_whose_every_page_fails_is_an_error(
-    broker: RedisBroker,
-    start_worker: Callable[..., Worker],
-    pipeline_settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    open_context: OpenContext,
+    broker: RedisBroker, crashing_ctx: Context
 ) -> None:
     from actors.ocr import ocr_document
-    from pipeline.ocr import registry
 
-    monkeypatch.setitem(registry.ENGINES, "crash-on-blank", CrashOnBlankPageEngine.from_settings)
-    settings = pipeline_settings.model_copy(update={"ocr_engine": "crash-on-blank"})
-    start_worker(settings)
-
-    ctx = await open_context(settings)
+    ctx = crashing_ctx
     doc_id = await _ingest(ctx, pages.pdf_bytes([pages.blank_page(0)] * 2))
     ocr_document.send(document_id=str(doc_id))
     doc = await wait_for_document(ctx, doc_id)

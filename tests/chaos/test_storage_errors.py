@@ -11,8 +11,8 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from dramatiq.brokers.redis import RedisBroker
 
+from actors.ocr import ocr_document
 from pipeline import documents
 from pipeline.jobs import DocumentStatus
 from pipeline.settings import Settings
@@ -36,20 +36,16 @@ FAST_GIVE_UP = {
 }
 
 
-def _on_s3(pipeline_settings: Settings, s3_settings: Settings) -> Settings:
+@pytest.fixture
+def s3_pipeline_settings(pipeline_settings: Settings, s3_settings: Settings) -> Settings:
+    """The test's settings on its own bucket of the S3 server."""
     return pipeline_settings.model_copy(update={f: getattr(s3_settings, f) for f in S3_FIELDS})
 
 
 async def test_flaky_and_slow_s3_is_retried_and_documents_complete(
-    broker: RedisBroker,
-    pipeline_settings: Settings,
-    s3_settings: Settings,
-    cli_workers: Callable[..., CliWorker],
-    open_context: OpenContext,
+    s3_pipeline_settings: Settings, cli_workers: Callable[..., CliWorker], open_context: OpenContext
 ) -> None:
-    from actors.ocr import ocr_document
-
-    settings = _on_s3(pipeline_settings, s3_settings)
+    settings = s3_pipeline_settings
     counter = itertools.count(1)
     lock = threading.Lock()
 
@@ -83,15 +79,9 @@ async def test_flaky_and_slow_s3_is_retried_and_documents_complete(
 
 
 async def test_s3_that_keeps_failing_ends_documents_with_a_readable_reason(
-    broker: RedisBroker,
-    pipeline_settings: Settings,
-    s3_settings: Settings,
-    cli_workers: Callable[..., CliWorker],
-    open_context: OpenContext,
+    s3_pipeline_settings: Settings, cli_workers: Callable[..., CliWorker], open_context: OpenContext
 ) -> None:
-    from actors.ocr import ocr_document
-
-    settings = _on_s3(pipeline_settings, s3_settings)
+    settings = s3_pipeline_settings
     broken: dict[str, str] = {}  # path fragment -> method that always fails on it
 
     def fault(method: str, path: str) -> str | None:

@@ -39,10 +39,7 @@ async def _split_document(store: JobStore, pages: int) -> uuid.UUID:
     return doc_id
 
 
-async def test_reaper_resends_lost_pages_then_fails_them_and_closes_the_document(
-    database_url: str, db_schema: str
-) -> None:
-    store = await JobStore.connect(database_url, schema=db_schema)
+async def test_reaper_resends_lost_pages_then_fails_them_and_closes_the_document(store: JobStore) -> None:
     doc_id = await _split_document(store, 3)
     await store.finish_page(doc_id, 1, PageStatus.DONE, text="kept")
     fresh = await _split_document(store, 1)  # recent: must not be touched
@@ -62,13 +59,9 @@ async def test_reaper_resends_lost_pages_then_fails_them_and_closes_the_document
     assert [p.status for p in pages] == [PageStatus.DONE, PageStatus.FAILED, PageStatus.FAILED]
     assert "lost 3 times" in (pages[1].error or "")
     assert (await store.get_document(doc_id)).status is DocumentStatus.AGGREGATING
-    await store.aclose()
 
 
-async def test_reaper_resends_unsplit_documents_and_stuck_aggregations(
-    database_url: str, db_schema: str
-) -> None:
-    store = await JobStore.connect(database_url, schema=db_schema)
+async def test_reaper_resends_unsplit_documents_and_stuck_aggregations(store: JobStore) -> None:
     queued = uuid.uuid4()
     await store.create_document(document_id=queued, source_key="k", kind="pdf")
     stuck = await _split_document(store, 1)
@@ -82,13 +75,9 @@ async def test_reaper_resends_unsplit_documents_and_stuck_aggregations(
     assert plan.documents == [] and plan.documents_failed == 1
     doc = await store.get_document(queued)
     assert doc.status is DocumentStatus.ERROR and "never split" in (doc.error or "")
-    await store.aclose()
 
 
-async def test_reaper_resumes_a_silent_postprocessing_chain_with_only_the_missing_steps(
-    database_url: str, db_schema: str
-) -> None:
-    store = await JobStore.connect(database_url, schema=db_schema)
+async def test_reaper_resumes_a_silent_postprocessing_chain_with_only_the_missing_steps(store: JobStore) -> None:
     doc_id = uuid.uuid4()
     await store.create_document(
         document_id=doc_id,
@@ -121,7 +110,6 @@ async def test_reaper_resumes_a_silent_postprocessing_chain_with_only_the_missin
         (doc_id, ["flashcards", "quiz"], DocumentStatus.PARTIAL_ERROR)  # page 2 failed
     ]
     assert (await reap(store, age_s=600, max_resends=2)).postprocessing == []  # just re-sent
-    await store.aclose()
 
 
 async def test_two_reapers_at_once_split_the_work(database_url: str, db_schema: str) -> None:

@@ -67,8 +67,7 @@ async def _fill(store: JobStore) -> None:
     await store.pool.execute("UPDATE artifacts SET created_at = $1", NOON)
 
 
-async def test_daily_summary_counts_what_happened_that_day(database_url: str, db_schema: str) -> None:
-    store = await JobStore.connect(database_url, schema=db_schema)
+async def test_daily_summary_counts_what_happened_that_day(store: JobStore) -> None:
     try:
         await _fill(store)
         s = await compute_day(store, DAY)
